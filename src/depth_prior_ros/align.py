@@ -1,0 +1,299 @@
+"""Metric alignment of a network's relative depth to the embodied prior, and its temporal filter.
+
+The prior is exact on the road but says "ground" wherever a car, a wall or a person stands in front of
+the road. Those pixels are a minority and always *nearer* than the prior, so a consensus fit (RANSAC
+over minimal samples, then IRLS on the consensus set) selects the ground-consistent pixels without any
+segmentation model. Residuals are relative depth errors, so near and far pixels count alike.
+
+Models per prediction kind (p = prediction, y = prior depth):
+  affine_disparity: 1 / y = a * p + b     (Depth Anything / MiDaS-style relative disparity)
+  scale_depth:      y = s * p             (Jasmine, self-supervised scale-ambiguous depth)
+  metric_depth:     passed through; the fit reports how well it agrees with the prior
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+ALIGN_KINDS = ("affine_disparity", "scale_depth", "metric_depth")
+
+
+class AlignmentError(ValueError):
+    """The inputs cannot be aligned (wrong shapes or kind); one sentence says which."""
+
+
+@dataclass
+class AlignConfig:
+    inlier_threshold: float = 0.1     # relative depth error that counts as agreement with the prior
+    max_samples: int = 4000           # pixels used for the fit (a strided grid, then a random subset)
+    iterations: int = 64              # RANSAC hypotheses
+    irls_iterations: int = 3
+    min_confidence: float = 0.05      # prior pixels below this confidence are not used
+    min_samples: int = 50             # fewer trusted pixels than this -> no fit
+    min_inlier_fraction: float = 0.2  # a consensus smaller than this is not trusted
+    min_depth: float = 0.5
+    max_depth: float = 80.0
+    seed: int = 0
+
+
+@dataclass
+class Alignment:
+    """Result of one fit. depth: float32 (H, W) metric, NaN unknown or outside [min_depth, max_depth].
+
+    params: (a, b) for affine_disparity, (s, 0) for scale_depth, (1, 0) for metric_depth.
+    residual: median relative depth error over the consensus set; agreement: inlier fraction.
+    """
+
+    depth: np.ndarray | None
+    kind: str
+    params: tuple[float, float]
+    inlier_fraction: float
+    residual: float
+    n_samples: int
+    ok: bool
+    message: str = ""
+    extras: dict = field(default_factory=dict)
+
+    @property
+    def scale(self) -> float:
+        return self.params[0]
+
+    @property
+    def shift(self) -> float:
+        return self.params[1]
+
+
+# --------------------------------------------------------------------------- sampling
+def sample_fit_pixels(prediction: np.ndarray, prior: np.ndarray, weight: np.ndarray | None,
+                      valid: np.ndarray | None, config: AlignConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Pick up to ``max_samples`` pixels where prediction and prior are both usable.
+
+    A strided grid first (cheap on a full-HD frame: no full-size masks), then a random subset.
+    Returns p (N,), y (N,) prior depth, w (N,) weights, all float64.
+    """
+    H, W = prior.shape
+    stride = max(1, int(np.sqrt(H * W / (3.0 * config.max_samples))))
+    offset = stride // 2
+    grid = (slice(offset, None, stride), slice(offset, None, stride))
+    p = prediction[grid].ravel()
+    y = prior[grid].ravel()
+    w = weight[grid].ravel() if weight is not None else np.ones_like(y)
+    ok = np.isfinite(p) & np.isfinite(y) & (y > 0) & (w >= config.min_confidence)
+    if valid is not None:
+        ok &= valid[grid].ravel().astype(bool)
+    idx = np.flatnonzero(ok)
+    if idx.size > config.max_samples:
+        rng = np.random.default_rng(config.seed)
+        idx = rng.choice(idx, config.max_samples, replace=False)
+    return p[idx].astype(np.float64), y[idx].astype(np.float64), w[idx].astype(np.float64)
+
+
+# --------------------------------------------------------------------------- robust fits
+def relative_residual(kind: str, params: np.ndarray, p: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """|model(p) - y| / y for hypotheses params (M, 2) and samples (N,) -> (M, N).
+
+    For affine_disparity the error is measured in disparity (|a p + b - 1/y| * y), which to first
+    order equals the relative depth error and avoids dividing by a model that may cross zero.
+    """
+    a, b = params[:, :1], params[:, 1:2]
+    if kind == "affine_disparity":
+        return np.abs((a * p[None] + b) * y[None] - 1.0)
+    return np.abs(a * p[None] / y[None] - 1.0)
+
+
+def hypotheses(kind: str, p: np.ndarray, y: np.ndarray, count: int, rng: np.random.Generator) -> np.ndarray:
+    """Minimal-sample model hypotheses (count, 2): 2 points for affine_disparity, 1 for scale_depth."""
+    n = p.size
+    if kind == "affine_disparity":
+        i = rng.integers(0, n, count)
+        j = rng.integers(0, n, count)
+        dp = p[i] - p[j]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            a = (1.0 / y[i] - 1.0 / y[j]) / dp
+        b = 1.0 / y[i] - a * p[i]
+        params = np.stack([a, b], axis=1)
+        return params[np.isfinite(a) & (a > 0) & np.isfinite(b)]
+    i = rng.integers(0, n, count)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        s = y[i] / p[i]
+    s = s[np.isfinite(s) & (s > 0)]
+    return np.stack([s, np.zeros_like(s)], axis=1)
+
+
+def weighted_fit(kind: str, p: np.ndarray, y: np.ndarray, w: np.ndarray) -> np.ndarray | None:
+    """Weighted least squares of the model on samples: (2,) params or None if degenerate.
+
+    affine_disparity minimises sum w (y (a p + b) - 1)^2 (relative disparity error);
+    scale_depth minimises sum w (s p / y - 1)^2.
+    """
+    if kind == "affine_disparity":
+        A = np.stack([p * y, y], axis=1) * np.sqrt(w)[:, None]
+        rhs = np.sqrt(w)
+        sol, *_ = np.linalg.lstsq(A, rhs, rcond=None)
+        if not np.all(np.isfinite(sol)) or sol[0] <= 0:
+            return None
+        return sol
+    q = p / y
+    den = float(np.sum(w * q * q))
+    if den <= 0:
+        return None
+    s = float(np.sum(w * q)) / den
+    return np.array([s, 0.0]) if np.isfinite(s) and s > 0 else None
+
+
+def robust_fit(kind: str, p: np.ndarray, y: np.ndarray, w: np.ndarray, config: AlignConfig):
+    """RANSAC (consensus = confidence-weighted inlier mass) then IRLS with Tukey weights on the consensus.
+
+    Returns (params (2,), inlier mask (N,), residuals (N,)) or None.
+    """
+    rng = np.random.default_rng(config.seed)
+    hyp = hypotheses(kind, p, y, config.iterations, rng)
+    if hyp.shape[0] == 0:
+        return None
+    res = relative_residual(kind, hyp, p, y)
+    score = (res < config.inlier_threshold).astype(np.float64) @ w
+    best = hyp[int(np.argmax(score))]
+    params = best
+    thr = config.inlier_threshold
+    for _ in range(config.irls_iterations):
+        r = relative_residual(kind, params[None], p, y)[0]
+        inl = r < thr
+        if np.count_nonzero(inl) < 2:
+            break
+        tukey = (1.0 - (r[inl] / thr) ** 2) ** 2
+        refined = weighted_fit(kind, p[inl], y[inl], w[inl] * tukey)
+        if refined is None:
+            break
+        params = refined
+    r = relative_residual(kind, params[None], p, y)[0]
+    return params, r < thr, r
+
+
+# --------------------------------------------------------------------------- application
+def apply_model(kind: str, prediction: np.ndarray, params, min_depth: float, max_depth: float) -> np.ndarray:
+    """Metric depth (H, W) float32 from a prediction and fitted params; NaN outside [min, max]."""
+    a, b = float(params[0]), float(params[1])
+    pred = np.asarray(prediction, dtype=np.float32)
+    out = np.empty_like(pred)
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        if kind == "affine_disparity":
+            np.multiply(pred, np.float32(a), out=out)
+            out += np.float32(b)
+            np.reciprocal(out, out=out)
+        elif kind == "scale_depth":
+            np.multiply(pred, np.float32(a), out=out)
+        else:
+            out[...] = pred
+        # One combined test also maps NaN/inf/negative to NaN (comparisons with NaN are False).
+        out[~((out >= min_depth) & (out <= max_depth))] = np.nan
+    return out
+
+
+def align_to_prior(prediction: np.ndarray, kind: str, prior: np.ndarray, prior_confidence: np.ndarray | None = None,
+                   valid: np.ndarray | None = None, config: AlignConfig | None = None,
+                   params_override=None, compute_depth: bool = True) -> Alignment:
+    """Fit the prediction (H, W) to the metric prior (H, W) and return metric depth.
+
+    prediction: float (H, W), NaN = unknown; kind: affine_disparity | scale_depth | metric_depth.
+    prior: float (H, W) metres, NaN where unknown; prior_confidence: optional (H, W) weights in [0, 1].
+    valid: optional bool (H, W) of pixels the network vouches for.
+    params_override: use these params (e.g. from the temporal filter) for the output depth instead of
+    this frame's fit; the fit statistics still describe this frame.
+    """
+    config = config or AlignConfig()
+    if kind not in ALIGN_KINDS:
+        raise AlignmentError(f"prediction kind '{kind}' is not one of {', '.join(ALIGN_KINDS)}")
+    prediction = np.asarray(prediction)
+    prior = np.asarray(prior)
+    if prediction.ndim != 2 or prediction.shape != prior.shape:
+        raise AlignmentError(f"prediction shape {prediction.shape} does not match prior shape {prior.shape}")
+    if prior_confidence is not None and np.shape(prior_confidence) != prior.shape:
+        raise AlignmentError(f"prior confidence shape {np.shape(prior_confidence)} does not match prior shape {prior.shape}")
+
+    p, y, w = sample_fit_pixels(prediction, prior, prior_confidence, valid, config)
+    n = int(p.size)
+    if kind == "metric_depth":
+        params = np.array([1.0, 0.0])
+        if n:
+            r = relative_residual("scale_depth", params[None], p, y)[0]
+            inl = r < config.inlier_threshold
+            fraction, residual = float(np.average(inl, weights=w)), float(np.median(r))
+        else:
+            fraction, residual = 0.0, float("nan")
+        ok, message = n >= config.min_samples, "" if n >= config.min_samples else "too few prior pixels to compare"
+    elif n < config.min_samples:
+        params, fraction, residual, ok = None, 0.0, float("nan"), False
+        message = f"only {n} pixels where prediction and prior overlap (need {config.min_samples})"
+    else:
+        fit = robust_fit(kind, p, y, w, config)
+        if fit is None:
+            params, fraction, residual, ok = None, 0.0, float("nan"), False
+            message = "no consistent model: the prediction does not increase with the prior's disparity"
+        else:
+            params, inl, r = fit
+            fraction = float(np.sum(w[inl]) / max(np.sum(w), 1e-12))
+            residual = float(np.median(r[inl])) if np.any(inl) else float("nan")
+            ok = fraction >= config.min_inlier_fraction
+            message = "" if ok else f"only {fraction:.0%} of the prior agrees with the prediction"
+
+    use = params_override if params_override is not None else params
+    depth = None
+    if compute_depth and use is not None:
+        depth = apply_model(kind, prediction, use, config.min_depth, config.max_depth)
+    out_params = tuple(float(v) for v in use) if use is not None else (float("nan"), float("nan"))
+    return Alignment(depth, kind, out_params, fraction, residual, n, ok, message,
+                     extras={"frame_params": None if params is None else tuple(float(v) for v in params)})
+
+
+# --------------------------------------------------------------------------- temporal filter
+class ScaleFilter:
+    """Smooths alignment params over a stream in log space, rejecting single-frame jumps.
+
+    State: log(scale) and the shift expressed in prediction units (b / a), which stays put when only
+    the scale drifts. A measurement further than ``gate`` (in log scale) from the state is rejected;
+    ``reset_after`` rejections in a row mean the scene really changed, and the filter restarts there.
+    """
+
+    def __init__(self, alpha: float = 0.3, gate: float = 0.25, reset_after: int = 5):
+        if not 0 < alpha <= 1:
+            raise ValueError(f"filter alpha must be in (0, 1], got {alpha}")
+        self.alpha, self.gate, self.reset_after = alpha, gate, reset_after
+        self.reset()
+
+    def reset(self) -> None:
+        self.log_scale: float | None = None
+        self.rel_shift = 0.0
+        self.rejected_in_row = 0
+        self.rejections = 0
+
+    @property
+    def initialised(self) -> bool:
+        return self.log_scale is not None
+
+    def params(self) -> tuple[float, float] | None:
+        if self.log_scale is None:
+            return None
+        a = float(np.exp(self.log_scale))
+        return a, a * self.rel_shift
+
+    def update(self, params, weight: float = 1.0) -> tuple[float, float] | None:
+        """Feed one frame's (a, b) (or None for a failed fit) and get the filtered (a, b)."""
+        if params is None or not np.all(np.isfinite(params)) or params[0] <= 0:
+            return self.params()
+        log_a, rel_b = float(np.log(params[0])), float(params[1] / params[0])
+        if self.log_scale is None:
+            self.log_scale, self.rel_shift = log_a, rel_b
+            return self.params()
+        if abs(log_a - self.log_scale) > self.gate:
+            self.rejected_in_row += 1
+            self.rejections += 1
+            if self.rejected_in_row < self.reset_after:
+                return self.params()
+            self.log_scale, self.rel_shift, self.rejected_in_row = log_a, rel_b, 0
+            return self.params()
+        self.rejected_in_row = 0
+        k = self.alpha * float(np.clip(weight, 0.0, 1.0))
+        self.log_scale += k * (log_a - self.log_scale)
+        self.rel_shift += k * (rel_b - self.rel_shift)
+        return self.params()

@@ -1,0 +1,52 @@
+"""The `depth-prior` command. Each area adds its own subcommands from a small `commands` module,
+which keeps heavy imports (torch, rosbags, rclpy) inside the command functions so `--help` is fast."""
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+# module -> it defines ``register(subparsers)`` adding one or more subcommands.
+COMMAND_MODULES = (
+    "depth_prior_ros.commands.prior",
+    "depth_prior_ros.replay.commands",
+    "depth_prior_ros.models.commands",
+    "depth_prior_ros.bench.commands",
+)
+
+
+class CommandError(RuntimeError):
+    """A user-facing failure: printed as one sentence, exit status 2."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="depth-prior", description="Metric monocular depth for ROS 2: "
+                                     "embodied ground prior + depth networks.")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    for name in COMMAND_MODULES:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name == name:  # that area is not part of this build
+                continue
+            raise
+        module.register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except CommandError as exc:
+        print(f"depth-prior {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"depth-prior {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

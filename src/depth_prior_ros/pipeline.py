@@ -1,0 +1,143 @@
+"""DepthPipeline: one frame in (image, camera, pose), metric depth out, with per-stage timings.
+
+The live node and offline replay both call :meth:`DepthPipeline.process`, so a number measured
+offline is the number the vehicle gets. A network that throws on a frame never stops the output: the
+frame falls back to the metric scene prior and the error is reported beside it.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .align import AlignConfig, Alignment, ScaleFilter, align_to_prior, apply_model
+from .geometry.camera import PinholeCamera
+from .models.base import DepthBackend, Prediction
+from .prior.cache import GroundPriorCache
+from .prior.scene import ScenePrior, scene_prior
+
+
+class FrameError(ValueError):
+    """This frame cannot be processed (size mismatch, bad pose...): one sentence, the stream goes on."""
+
+
+@dataclass
+class PipelineConfig:
+    min_depth: float = 0.5
+    max_depth: float = 80.0
+    prior_mode: str = "scene"       # road | ground | scene
+    inpaint: bool = False           # Telea-fill the prior (for prior-only output; costs a few ms)
+    align: AlignConfig = field(default_factory=AlignConfig)
+    temporal_filter: bool = True
+    filter_alpha: float = 0.3
+    filter_gate: float = 0.25
+    filter_reset_after: int = 5
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.min_depth < self.max_depth:
+            raise ValueError(f"depth range [{self.min_depth}, {self.max_depth}] is empty or negative")
+        self.align.min_depth, self.align.max_depth = self.min_depth, self.max_depth
+
+
+@dataclass
+class DepthResult:
+    """depth: float32 (H, W) metres, NaN unknown. source: "network" or "prior"."""
+
+    depth: np.ndarray
+    prior: ScenePrior
+    alignment: Alignment | None
+    prediction: Prediction | None
+    timings_ms: dict[str, float]
+    source: str
+    backend_error: str | None = None
+
+
+class DepthPipeline:
+    def __init__(self, backend: DepthBackend | None = None, config: PipelineConfig | None = None):
+        self.backend = backend
+        self.config = config or PipelineConfig()
+        self.cache = GroundPriorCache(max_depth=self.config.max_depth)
+        self.filter = ScaleFilter(self.config.filter_alpha, self.config.filter_gate, self.config.filter_reset_after)
+        self.backend_failures = 0
+
+    @property
+    def has_network(self) -> bool:
+        return self.backend is not None and getattr(self.backend, "output_kind", None) is not None
+
+    def reset(self) -> None:
+        """Forget the temporal state (new sequence, camera re-mounted)."""
+        self.filter.reset()
+
+    def compute_prior(self, camera: PinholeCamera, T_ground_from_camera: np.ndarray,
+                      road_mask: np.ndarray | None = None, inpaint: bool | None = None) -> ScenePrior:
+        geometry = self.cache.get(camera, T_ground_from_camera)
+        return scene_prior(camera, T_ground_from_camera, road_mask, mode=self.config.prior_mode,
+                           max_depth=self.config.max_depth,
+                           inpaint=self.config.inpaint if inpaint is None else inpaint,
+                           ground=geometry.ground, rays_ground=geometry.rays_ground)
+
+    def process(self, image: np.ndarray, camera: PinholeCamera, T_ground_from_camera: np.ndarray,
+                road_mask: np.ndarray | None = None) -> DepthResult:
+        """image: uint8 RGB (H, W, 3) matching camera size -> DepthResult."""
+        if image.ndim != 3 or image.shape[2] != 3 or image.shape[:2] != (camera.height, camera.width):
+            raise FrameError(f"image is {image.shape[1] if image.ndim > 1 else '?'}x{image.shape[0]} "
+                             f"but camera_info says {camera.width}x{camera.height}")
+        timings: dict[str, float] = {}
+        t0 = time.perf_counter()
+        try:
+            prior = self.compute_prior(camera, T_ground_from_camera, road_mask,
+                                       inpaint=self.config.inpaint and not self.has_network)
+        except ValueError as exc:  # bad pose or mask: this frame only
+            raise FrameError(str(exc)) from exc
+        t1 = time.perf_counter()
+        timings["prior"] = (t1 - t0) * 1e3
+
+        prediction, error = None, None
+        if self.has_network:
+            try:
+                prediction = self.backend.predict(image)
+                if prediction is not None and prediction.values.shape != image.shape[:2]:
+                    raise ValueError(f"backend returned {prediction.values.shape} for a {image.shape[:2]} image")
+            except Exception as exc:  # noqa: BLE001 - any network failure degrades to the prior
+                prediction, error = None, f"{type(exc).__name__}: {exc}"
+                self.backend_failures += 1
+        t2 = time.perf_counter()
+        timings["network"] = (t2 - t1) * 1e3
+
+        alignment = None
+        depth, source = prior.depth, "prior"
+        if prediction is not None:
+            alignment = self._align(prediction, prior)
+            if alignment.depth is not None:
+                depth, source = alignment.depth, "network"
+            elif error is None:
+                error = f"alignment failed: {alignment.message}"
+        if source == "prior":
+            depth = _clip_range(prior.depth, self.config.min_depth, self.config.max_depth)
+        t3 = time.perf_counter()
+        timings["align"] = (t3 - t2) * 1e3
+        timings["total"] = (t3 - t0) * 1e3
+        return DepthResult(depth, prior, alignment, prediction, timings, source, error)
+
+    def _align(self, prediction: Prediction, prior: ScenePrior) -> Alignment:
+        """Fit this frame; for streams, publish with the temporally filtered params instead."""
+        cfg = self.config
+        use_filter = cfg.temporal_filter and prediction.kind != "metric_depth"
+        fit = align_to_prior(prediction.values, prediction.kind, prior.depth, prior.confidence,
+                             prediction.valid, cfg.align, compute_depth=not use_filter)
+        if not use_filter:
+            return fit
+        frame_params = fit.extras["frame_params"] if fit.ok else None
+        params = self.filter.update(frame_params, weight=fit.inlier_fraction)
+        if params is not None:
+            fit.depth = apply_model(prediction.kind, prediction.values, params, cfg.min_depth, cfg.max_depth)
+            fit.params = (float(params[0]), float(params[1]))
+        return fit
+
+
+def _clip_range(depth: np.ndarray, min_depth: float, max_depth: float) -> np.ndarray:
+    out = depth.copy()
+    with np.errstate(invalid="ignore"):
+        out[~((out >= min_depth) & (out <= max_depth))] = np.nan
+    return out

@@ -1,0 +1,68 @@
+"""Keeps the ground depth and ground-frame rays while the camera and its pose stay the same.
+
+On a vehicle the intrinsics never change and the tf pose changes by millimetres (suspension), so
+recomputing per frame would be waste; a tolerance decides when the pose counts as "the same".
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..geometry.camera import PinholeCamera
+from .ground import ground_depth
+
+
+class GroundGeometry:
+    """ground: float32 (H, W) depth; rays_ground: float32 (H, W, 3) z-normalised rays in the ground frame.
+
+    The rotated rays are only needed for vertical surfaces (a road mask), so they are made on first use.
+    """
+
+    def __init__(self, ground: np.ndarray, rays: np.ndarray, T_ground_from_camera: np.ndarray):
+        self.ground = ground
+        self.T_ground_from_camera = T_ground_from_camera
+        self._rays = rays
+        self._rays_ground: np.ndarray | None = None
+
+    @property
+    def rays_ground(self) -> np.ndarray:
+        if self._rays_ground is None:
+            self._rays_ground = (self._rays @ self.T_ground_from_camera[:3, :3].T.astype(np.float32))
+        return self._rays_ground
+
+
+def pose_close(a: np.ndarray, b: np.ndarray, translation_tol: float, rotation_tol_rad: float) -> bool:
+    """True when two 4x4 poses differ by less than the tolerances (metres, radians)."""
+    if np.linalg.norm(a[:3, 3] - b[:3, 3]) > translation_tol:
+        return False
+    cos_angle = (np.trace(a[:3, :3].T @ b[:3, :3]) - 1.0) / 2.0
+    return float(np.arccos(np.clip(cos_angle, -1.0, 1.0))) <= rotation_tol_rad
+
+
+class GroundPriorCache:
+    """get(camera, pose) -> GroundGeometry, recomputed only when K, size or pose change beyond tolerance."""
+
+    def __init__(self, max_depth: float | None = 80.0, translation_tol: float = 0.01,
+                 rotation_tol_deg: float = 0.05):
+        self.max_depth = max_depth
+        self.translation_tol = translation_tol
+        self.rotation_tol = np.radians(rotation_tol_deg)
+        self._camera_key = None
+        self._rays = None  # optical-frame rays for the cached camera
+        self._entry: GroundGeometry | None = None
+        self.recomputes = 0
+
+    def get(self, camera: PinholeCamera, T_ground_from_camera: np.ndarray) -> GroundGeometry:
+        T = np.asarray(T_ground_from_camera, dtype=np.float64)
+        key = camera.key()
+        if key != self._camera_key:
+            self._camera_key, self._entry = key, None
+            self._rays = camera.pixel_rays().astype(np.float32)
+        entry = self._entry
+        if entry is not None and pose_close(entry.T_ground_from_camera, T, self.translation_tol, self.rotation_tol):
+            return entry
+        # Undistorted cameras take the separable closed form; distorted ones need the cached rays.
+        rays = self._rays if camera.is_distorted else None
+        ground = ground_depth(camera.K, camera.width, camera.height, T, self.max_depth, rays=rays)
+        self._entry = GroundGeometry(ground, self._rays, T.copy())
+        self.recomputes += 1
+        return self._entry
