@@ -15,8 +15,7 @@ COMMAND_MODULES = (
 )
 
 
-class CommandError(RuntimeError):
-    """A user-facing failure: printed as one sentence, exit status 2."""
+from .errors import CommandError  # noqa: E402  (re-exported: commands raise cli.CommandError)
 
 
 def build_parser() -> argparse.ArgumentParser:
