@@ -138,3 +138,17 @@ def test_cache_recomputes_only_when_geometry_changes():
     cache.get(cam, pose_from_static(1.6, np.radians(1.0)))
     cache.get(cam.resized(320, 180), pose_from_static(1.6, np.radians(1.0)))
     assert cache.recomputes == 3
+
+
+def test_inpainting_is_smooth_between_known_values():
+    """A ramp with a hole is filled with values between its neighbours (no checkerboard artefacts)."""
+    from depth_prior_ros.prior import inpaint_inverse_depth
+
+    depth = np.tile(np.linspace(5.0, 50.0, 320, dtype=np.float32), (160, 1))
+    holes = np.zeros_like(depth, dtype=bool)
+    holes[40:120, 100:220] = True
+    filled = inpaint_inverse_depth(np.where(holes, np.nan, depth), holes)
+    inside = filled[48:112, 112:208]
+    assert np.all(np.isfinite(inside))
+    assert inside.min() >= depth[0, 100] * 0.9 and inside.max() <= depth[0, 219] * 1.1
+    assert np.abs(np.diff(inside, axis=0)).max() < 1.0  # smooth: no oscillation between rows

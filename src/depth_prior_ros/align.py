@@ -111,7 +111,7 @@ def hypotheses(kind: str, p: np.ndarray, y: np.ndarray, count: int, rng: np.rand
         dp = p[i] - p[j]
         with np.errstate(divide="ignore", invalid="ignore"):
             a = (1.0 / y[i] - 1.0 / y[j]) / dp
-        b = 1.0 / y[i] - a * p[i]
+            b = 1.0 / y[i] - a * p[i]
         params = np.stack([a, b], axis=1)
         return params[np.isfinite(a) & (a > 0) & np.isfinite(b)]
     i = rng.integers(0, n, count)

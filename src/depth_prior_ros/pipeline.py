@@ -66,8 +66,9 @@ class DepthPipeline:
         return self.backend is not None and getattr(self.backend, "output_kind", None) is not None
 
     def reset(self) -> None:
-        """Forget the temporal state (new sequence, camera re-mounted)."""
+        """Forget all state from earlier frames (new sequence, camera re-mounted)."""
         self.filter.reset()
+        self.cache = GroundPriorCache(max_depth=self.config.max_depth)
 
     def compute_prior(self, camera: PinholeCamera, T_ground_from_camera: np.ndarray,
                       road_mask: np.ndarray | None = None, inpaint: bool | None = None) -> ScenePrior:
@@ -100,7 +101,7 @@ class DepthPipeline:
                 if prediction is not None and prediction.values.shape != image.shape[:2]:
                     raise ValueError(f"backend returned {prediction.values.shape} for a {image.shape[:2]} image")
             except Exception as exc:  # noqa: BLE001 - any network failure degrades to the prior
-                prediction, error = None, f"{type(exc).__name__}: {exc}"
+                prediction, error = None, f"{type(exc).__name__}: {(str(exc).strip().splitlines() or [''])[0]}"
                 self.backend_failures += 1
         t2 = time.perf_counter()
         timings["network"] = (t2 - t1) * 1e3

@@ -102,9 +102,12 @@ def inpaint_inverse_depth(depth: np.ndarray, holes: np.ndarray, downscale: int =
     small = cv2.resize(inv, (w, h), interpolation=cv2.INTER_AREA)
     known = cv2.resize((~holes).astype(np.float32), (w, h), interpolation=cv2.INTER_AREA)
     small_holes = (known < 0.999).astype(np.uint8)
-    scale = float(small[small_holes == 0].max()) if np.any(small_holes == 0) else 1.0
-    scale = scale if scale > 0 else 1.0
-    filled = cv2.inpaint((small / scale).astype(np.float32), small_holes, 3, cv2.INPAINT_TELEA) * scale
+    # Telea on 16-bit input: OpenCV 5's float32 path returns a checkerboard, and 16 bits of inverse
+    # depth (1/65535 of the nearest value) is far finer than the prior is accurate.
+    top = float(small[small_holes == 0].max()) if np.any(small_holes == 0) else 1.0
+    top = top if top > 0 else 1.0
+    quantised = np.clip(small / top * 65535.0 + 0.5, 0, 65535).astype(np.uint16)
+    filled = cv2.inpaint(quantised, small_holes, 3, cv2.INPAINT_TELEA).astype(np.float32) * (top / 65535.0)
     up = cv2.resize(filled, (W, H), interpolation=cv2.INTER_LINEAR)
     with np.errstate(divide="ignore"):
         out = np.where(up > 1e-6, 1.0 / np.maximum(up, 1e-6), np.nan).astype(np.float32)
@@ -152,7 +155,7 @@ def scene_prior(camera: PinholeCamera, T_ground_from_camera: np.ndarray, road_ma
         holes = source == SOURCE_NONE
         filled = inpaint_inverse_depth(depth, holes)
         upper = np.inf if max_depth is None else max_depth
-        use = holes & np.isfinite(filled) & (filled <= upper)
+        use = holes & np.isfinite(filled) & (filled > 0) & (filled <= upper)
         depth[use] = filled[use]
         source[use] = SOURCE_INPAINTED
 
