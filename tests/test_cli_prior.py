@@ -1,4 +1,4 @@
-"""`depth-prior prior` end to end, and the depth colouring it uses."""
+"""`depth-prior prior` end to end."""
 from __future__ import annotations
 
 import subprocess
@@ -7,7 +7,6 @@ from pathlib import Path
 
 import numpy as np
 
-from depth_prior_ros.viz import colorize_depth
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -36,12 +35,3 @@ def test_prior_command_errors_are_one_sentence(tmp_path):
     bad.write_text("image_width: 640\nimage_height: 480\ncamera_matrix: {data: [0,0,0,0,0,0,0,0,1]}\n")
     zero_k = run_cli("prior", str(bad), "--height", "1.4")
     assert zero_k.returncode == 2 and "focal" in zero_k.stderr
-
-
-def test_colorize_depth_marks_unknown_black_and_near_warm():
-    depth = np.array([[np.nan, 1.1, 70.0, -1.0]], dtype=np.float32)
-    rgb = colorize_depth(depth, 1.0, 80.0)
-    assert rgb.shape == (1, 4, 3) and rgb.dtype == np.uint8
-    assert np.all(rgb[0, 0] == 0) and np.all(rgb[0, 3] == 0)
-    assert rgb[0, 1, 0] > rgb[0, 1, 2]  # near: red dominates
-    assert int(rgb[0, 2].sum()) < int(rgb[0, 1].sum())  # far: the dark end of the map

@@ -1,0 +1,161 @@
+"""depth_node: image + camera_info + pose -> metric depth, its camera_info, colourised depth, points,
+the prior, and /diagnostics (topics and parameters: README / NODES spec).
+
+Failure policy:
+- Configuration errors stop the node at start with one sentence naming the parameter and exit status
+  2: an unknown ``backend`` name, a ``weights`` path that does not exist, a malformed value (bad JSON in
+  ``backend_options``, min_depth >= max_depth, ...). Retrying cannot fix those.
+- Runtime failures of the network degrade instead (backend_manager.py): if the backend cannot be built
+  or warmed up, the node publishes the metric prior, reports ERROR and retries every 10 s; a frame on
+  which the network throws falls back to the prior and marks that diagnostics period ERROR.
+- A bad message (encoding, step, size, camera_info mismatch or invalid, missing pose) drops that frame
+  with a throttled warning, a counter per reason and a WARN diagnostic; the node keeps running.
+Frames: the image callback validates in O(1) and hands the newest frame to a one-slot mailbox; the
+worker thread processes it (received = processed + dropped + pending, see worker.py).
+"""
+from __future__ import annotations
+
+import sys
+import time
+
+from sensor_msgs.msg import CameraInfo, Image, PointCloud2
+
+from ..pipeline import FrameError
+from .backend_manager import RETRY_PERIOD_S, BackendManager
+from .cached_pipeline import CachedPriorPipeline
+from .camera_node import CameraNodeBase, run_node
+from .conversions import (ConversionError, PointCloudBuilder, camera_info_with_header, check_image_layout,
+                          colorize_depth, decode_image, depth_image_msg, image_msg, rgb_view, to_rgb)
+from .diagnostics import DiagnosticReport
+from .params import DEPTH_NODE_DEFAULTS, parse_depth_params
+from .qos import publisher_qos
+from .worker import Frame, FrameDropped
+
+DROP_REASONS = ("busy", "invalid_image", "no_camera_info", "invalid_camera_info", "camera_info_mismatch",
+                "no_pose", "road_mask_mismatch", "bad_frame", "error")
+
+
+class DepthNode(CameraNodeBase):
+    NODE_NAME = "depth_node"
+    status_name = "depth"
+    drop_reasons = DROP_REASONS
+
+    def __init__(self, retry_period: float = RETRY_PERIOD_S, **node_kwargs):
+        super().__init__(self.NODE_NAME, DEPTH_NODE_DEFAULTS, parse_depth_params, **node_kwargs)
+        s = self.settings
+        self.pipeline = CachedPriorPipeline(None, s.pipeline)
+        self.backends = BackendManager(s.backend, s.backend_kwargs(), self.get_logger().info,
+                                       self.get_logger().error, retry_period)
+        self.points = PointCloudBuilder(s.points_decimation)
+        qos = publisher_qos(1)
+        self.pub_depth = self.create_publisher(Image, "depth", qos)
+        self.pub_info = self.create_publisher(CameraInfo, "depth/camera_info", qos)
+        self.pub_colored = self.create_publisher(Image, "depth/colored", qos) if s.publish_colored else None
+        self.pub_points = self.create_publisher(PointCloud2, "depth/points", qos) if s.publish_points else None
+        self.pub_prior = self.create_publisher(Image, "prior/depth", qos) if s.publish_prior else None
+        self.create_subscription(Image, "image", self._on_image, self.sub_qos)
+        self._last_result = None
+
+    def stop(self) -> None:
+        super().stop()
+        self.backends.stop()
+
+    # executor thread: O(1) checks, then the mailbox ------------------------------------------
+    def _on_image(self, msg) -> None:
+        received_at = time.perf_counter()
+        try:
+            check_image_layout(msg.encoding, msg.width, msg.height, msg.step, len(msg.data))
+            info, camera = self.camera_for(msg.width, msg.height)
+        except ConversionError as exc:
+            return self.reject(FrameDropped("invalid_image", str(exc)))
+        except FrameDropped as drop:
+            return self.reject(drop)
+        self.mailbox.put(Frame(msg, received_at, {"info": info, "camera": camera}))
+
+    # worker thread ----------------------------------------------------------------------------
+    def prepare(self) -> None:
+        self.backends.load(self.camera_size)  # load + warm up before the first frame
+
+    def idle(self) -> None:
+        self.backends.maybe_retry(self.camera_size)
+
+    def handle_frame(self, frame: Frame) -> None:
+        msg, camera, header = frame.msg, frame.extras["camera"], frame.msg.header
+        t0 = time.perf_counter()
+        backend = self.backends.backend
+        if backend is not self.pipeline.backend:  # loaded (or re-loaded): start the scale filter afresh
+            self.pipeline.backend = backend
+            self.pipeline.reset()
+        try:
+            pixels = decode_image(msg.encoding, msg.width, msg.height, msg.step, msg.data)
+        except ConversionError as exc:  # already checked in the callback; kept for safety
+            raise FrameDropped("invalid_image", str(exc)) from exc
+        # Without a network only the shape and point colours are read: a view saves a full-frame copy.
+        image = to_rgb(pixels, msg.encoding) if self.pipeline.has_network else rgb_view(pixels, msg.encoding)
+        pose = self.pose_for(header)
+        mask = self.road_mask_for(camera)
+        t1 = time.perf_counter()
+        try:
+            result = self.pipeline.process(image, camera, pose, mask)
+        except FrameError as exc:
+            raise FrameDropped("bad_frame", str(exc)) from exc
+        self.backends.record_frame(result.backend_error)
+        if result.backend_error:
+            self.error_throttled("backend", f"backend failed on a frame, published the prior: {result.backend_error}")
+        t2 = time.perf_counter()
+        publish_timings = self._publish(result, frame.extras["info"], camera, header, image)
+        t3 = time.perf_counter()
+        self.hardware_id = header.frame_id
+        self._last_result = result
+        timings = {"queue": (t0 - frame.received_at) * 1e3, "convert_pose": (t1 - t0) * 1e3,
+                   "publish": (t3 - t2) * 1e3, "node": (t3 - frame.received_at) * 1e3}
+        timings.update({k: v for k, v in result.timings_ms.items() if k != "total"})
+        timings.update(publish_timings)
+        self.latency.add(timings)
+
+    def _publish(self, result, info, camera, header, image) -> dict[str, float]:
+        """Publish every output; returns the time each one took (ms), building included."""
+        s, timings = self.settings, {}
+        t = time.perf_counter()
+
+        def lap(name: str) -> None:
+            nonlocal t
+            now = time.perf_counter()
+            timings[f"publish_{name}"] = (now - t) * 1e3
+            t = now
+
+        self.pub_depth.publish(depth_image_msg(result.depth, header, s.output_encoding))
+        self.pub_info.publish(camera_info_with_header(info, header))
+        lap("depth")
+        # Optional outputs cost only when someone listens.
+        if self.pub_colored is not None and self.pub_colored.get_subscription_count() > 0:
+            colored = colorize_depth(result.depth, s.pipeline.min_depth, s.pipeline.max_depth)
+            self.pub_colored.publish(image_msg(colored, "rgb8", header))
+            lap("colored")
+        if self.pub_points is not None and self.pub_points.get_subscription_count() > 0:
+            self.pub_points.publish(self.points.msg(result.depth, camera, header, image))
+            lap("points")
+        if self.pub_prior is not None and self.pub_prior.get_subscription_count() > 0:
+            self.pub_prior.publish(depth_image_msg(result.prior.depth, header, "32FC1"))
+            lap("prior")
+        return timings
+
+    # executor thread: diagnostics -------------------------------------------------------------
+    def add_diagnostics(self, report: DiagnosticReport) -> None:
+        self.backends.report(report)
+        result = self._last_result
+        report.add("output_source", result.source if result is not None else "none")
+        fit = result.alignment if result is not None else None
+        report.add("fit_ok", fit.ok if fit is not None else "n/a")
+        report.add("fit_inlier_fraction", fit.inlier_fraction if fit is not None else float("nan"))
+        report.add("fit_residual", fit.residual if fit is not None else float("nan"))
+        report.add("fit_scale", fit.scale if fit is not None else float("nan"))
+        report.add("fit_shift", fit.shift if fit is not None else float("nan"))
+
+
+def main(args=None) -> int:
+    return run_node(DepthNode, args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
