@@ -42,7 +42,10 @@ class PipelineConfig:
 
 @dataclass
 class DepthResult:
-    """depth: float32 (H, W) metres, NaN unknown. source: "network" or "prior"."""
+    """depth: float32 (H, W) metres, NaN unknown. source: "network" or "prior".
+
+    With source "prior" the depth array may be shared with later frames: treat it as read-only.
+    """
 
     depth: np.ndarray
     prior: ScenePrior
@@ -60,6 +63,8 @@ class DepthPipeline:
         self.cache = GroundPriorCache(max_depth=self.config.max_depth)
         self.filter = ScaleFilter(self.config.filter_alpha, self.config.filter_gate, self.config.filter_reset_after)
         self.backend_failures = 0
+        self.prior_reuses = 0
+        self._kept = None  # (ground geometry, inpaint flag, ScenePrior, range-clipped depth)
 
     @property
     def has_network(self) -> bool:
@@ -69,14 +74,34 @@ class DepthPipeline:
         """Forget all state from earlier frames (new sequence, camera re-mounted)."""
         self.filter.reset()
         self.cache = GroundPriorCache(max_depth=self.config.max_depth)
+        self._kept = None
 
     def compute_prior(self, camera: PinholeCamera, T_ground_from_camera: np.ndarray,
                       road_mask: np.ndarray | None = None, inpaint: bool | None = None) -> ScenePrior:
+        """Scene prior for this frame. Without a road mask it depends only on camera, pose and config,
+        so it is kept while the ground cache returns the same geometry (a vehicle's usual case: the
+        inpainted prior costs tens of ms at full HD, reusing it costs nothing)."""
+        inpaint = self.config.inpaint if inpaint is None else inpaint
         geometry = self.cache.get(camera, T_ground_from_camera)
-        return scene_prior(camera, T_ground_from_camera, road_mask, mode=self.config.prior_mode,
-                           max_depth=self.config.max_depth,
-                           inpaint=self.config.inpaint if inpaint is None else inpaint,
-                           ground=geometry.ground, rays_ground=geometry.rays_ground)
+        if road_mask is None and self._kept is not None and self._kept[0] is geometry and self._kept[1] == inpaint:
+            self.prior_reuses += 1
+            return self._kept[2]
+        prior = scene_prior(camera, T_ground_from_camera, road_mask, mode=self.config.prior_mode,
+                            max_depth=self.config.max_depth, inpaint=inpaint,
+                            ground=geometry.ground, rays_ground=geometry.rays_ground)
+        if road_mask is None:
+            self._kept = (geometry, inpaint, prior, None)
+        return prior
+
+    def _prior_output(self, prior: ScenePrior) -> np.ndarray:
+        """The prior as published depth (clipped to the depth range), computed once per kept prior."""
+        kept = self._kept
+        if kept is not None and kept[2] is prior:
+            if kept[3] is None:
+                self._kept = kept = (*kept[:3], _clip_range(prior.depth, self.config.min_depth,
+                                                            self.config.max_depth))
+            return kept[3]
+        return _clip_range(prior.depth, self.config.min_depth, self.config.max_depth)
 
     def process(self, image: np.ndarray, camera: PinholeCamera, T_ground_from_camera: np.ndarray,
                 road_mask: np.ndarray | None = None) -> DepthResult:
@@ -115,7 +140,7 @@ class DepthPipeline:
             elif error is None:
                 error = f"alignment failed: {alignment.message}"
         if source == "prior":
-            depth = _clip_range(prior.depth, self.config.min_depth, self.config.max_depth)
+            depth = self._prior_output(prior)
         t3 = time.perf_counter()
         timings["align"] = (t3 - t2) * 1e3
         timings["total"] = (t3 - t0) * 1e3

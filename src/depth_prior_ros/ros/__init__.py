@@ -9,7 +9,6 @@ them anywhere. Modules:
   pose_source      tf2_ros (when installed) or static extrinsics
   worker           one-slot mailbox with exact frame accounting, worker thread, throttled logs
   backend_manager  network load / warm-up / degrade-to-prior / retry
-  cached_pipeline  DepthPipeline that reuses the scene prior while camera and pose are unchanged
   diagnostics      /diagnostics report building
   camera_node      the shared node shell and run_node()
   depth_node, prior_node   the executables

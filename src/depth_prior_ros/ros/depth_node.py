@@ -22,7 +22,7 @@ from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 
 from ..pipeline import FrameError
 from .backend_manager import RETRY_PERIOD_S, BackendManager
-from .cached_pipeline import CachedPriorPipeline
+from ..pipeline import DepthPipeline
 from .camera_node import CameraNodeBase, run_node
 from .conversions import (ConversionError, PointCloudBuilder, camera_info_with_header, check_image_layout,
                           colorize_depth, decode_image, depth_image_msg, image_msg, rgb_view, to_rgb)
@@ -43,7 +43,7 @@ class DepthNode(CameraNodeBase):
     def __init__(self, retry_period: float = RETRY_PERIOD_S, **node_kwargs):
         super().__init__(self.NODE_NAME, DEPTH_NODE_DEFAULTS, parse_depth_params, **node_kwargs)
         s = self.settings
-        self.pipeline = CachedPriorPipeline(None, s.pipeline)
+        self.pipeline = DepthPipeline(None, s.pipeline)
         self.backends = BackendManager(s.backend, s.backend_kwargs(), self.get_logger().info,
                                        self.get_logger().error, retry_period)
         self.points = PointCloudBuilder(s.points_decimation)

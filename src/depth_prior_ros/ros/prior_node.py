@@ -14,7 +14,7 @@ import time
 import numpy as np
 from sensor_msgs.msg import CameraInfo, Image
 
-from .cached_pipeline import CachedPriorPipeline
+from ..pipeline import DepthPipeline
 from ..prior.scene import SOURCE_NONE
 from .camera_node import CameraNodeBase, run_node
 from .conversions import camera_info_with_header, depth_image_msg, image_msg, mask_depth_range
@@ -32,7 +32,7 @@ class PriorNode(CameraNodeBase):
 
     def __init__(self, **node_kwargs):
         super().__init__(self.NODE_NAME, PRIOR_NODE_DEFAULTS, parse_prior_params, **node_kwargs)
-        self.pipeline = CachedPriorPipeline(None, self.settings.pipeline)  # only its cached prior is used
+        self.pipeline = DepthPipeline(None, self.settings.pipeline)  # only its cached prior is used
         qos = publisher_qos(1)
         self.pub_depth = self.create_publisher(Image, "prior/depth", qos)
         self.pub_mask = self.create_publisher(Image, "prior/mask", qos)

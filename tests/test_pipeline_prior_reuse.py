@@ -1,4 +1,4 @@
-"""The node's pipeline reuses the scene prior only while camera, pose and config are unchanged."""
+"""DepthPipeline reuses the scene prior only while camera, pose and config are unchanged."""
 from __future__ import annotations
 
 import math
@@ -7,7 +7,7 @@ import numpy as np
 
 from depth_prior_ros.geometry import PinholeCamera, pose_from_static
 from depth_prior_ros.pipeline import DepthPipeline, PipelineConfig
-from depth_prior_ros.ros.cached_pipeline import CachedPriorPipeline
+
 
 CAMERA = PinholeCamera(np.array([[200.0, 0, 159.5], [0, 200.0, 89.5], [0, 0, 1]]), 320, 180)
 IMAGE = np.zeros((180, 320, 3), np.uint8)
@@ -15,7 +15,7 @@ IMAGE = np.zeros((180, 320, 3), np.uint8)
 
 def test_prior_is_reused_while_nothing_changes_and_matches_the_plain_pipeline():
     config = PipelineConfig(inpaint=True)
-    cached, plain = CachedPriorPipeline(None, config), DepthPipeline(None, config)
+    cached, plain = DepthPipeline(None, config), DepthPipeline(None, config)
     pose = pose_from_static(1.5, math.radians(2.0))
     first = cached.process(IMAGE, CAMERA, pose)
     again = cached.process(IMAGE, CAMERA, pose_from_static(1.502, math.radians(2.01)))  # within tolerance
@@ -34,7 +34,7 @@ def test_prior_is_reused_while_nothing_changes_and_matches_the_plain_pipeline():
 
 
 def test_road_mask_priors_are_never_reused():
-    cached = CachedPriorPipeline(None, PipelineConfig())
+    cached = DepthPipeline(None, PipelineConfig())
     pose = pose_from_static(1.5, math.radians(2.0))
     mask = np.zeros((180, 320), bool)
     mask[120:, 100:220] = True
