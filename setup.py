@@ -41,6 +41,8 @@ setup(
     package_dir={"": "src"},
     packages=find_packages(where="src"),
     include_package_data=False,
+    # The committed demo student (weights + model card) ships inside the package.
+    package_data={PACKAGE: ["data/demo_student/*"]},
     data_files=[
         ("share/ament_index/resource_index/packages", [f"resource/{PACKAGE}"]),
         (f"share/{PACKAGE}", ["package.xml"]),

@@ -28,7 +28,8 @@ say() { printf '[setup_env] %s\n' "$*" >&2; }
 # this script. Any change to these makes the stamp stale and the next call reinstalls.
 stamp_key() {
     {
-        cat "$REPO_ROOT/requirements.txt" "$REPO_ROOT/setup.py" "$REPO_ROOT/setup.cfg" "${BASH_SOURCE[0]}"
+        cat "$REPO_ROOT/requirements.txt" "$REPO_ROOT/setup.py" "$REPO_ROOT/setup.cfg" \
+            "$REPO_ROOT/training/pyproject.toml" "${BASH_SOURCE[0]}"
         printf 'torch-spec=%s\n' "$TORCH_SPEC"
     } | { command -v sha256sum >/dev/null && sha256sum || shasum -a 256; } | cut -d' ' -f1
 }
@@ -74,6 +75,9 @@ say "installing requirements.txt"
 #    below 80, as `colcon build --symlink-install` needs), so no isolated build environment is fetched.
 say "installing depth_prior_ros (editable)"
 "${PIP[@]}" install --no-deps --no-build-isolation -e "$REPO_ROOT"
+# ... and the offline training package beside it (its dependencies are in requirements.txt too).
+say "installing depth_prior_training (editable)"
+"${PIP[@]}" install --no-deps --no-build-isolation -e "$REPO_ROOT/training"
 
 # A broken install should fail here, not later inside a test.
 "$VPY" -c 'import depth_prior_ros, torch, numpy, cv2, yaml' \

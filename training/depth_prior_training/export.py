@@ -1,0 +1,58 @@
+"""Export trained networks in the formats the node loads.
+
+- SSD student -> ``model.safetensors`` + ``model.card.json`` (or ``card.json`` in a folder), written by
+  the node's own ``depth_prior_ros.models.ssd_student.save_student`` so the format cannot drift;
+  ``create_backend("ssd_student", weights=...)`` loads it.
+- ONNX -> through the node's ``depth-prior export`` machinery (``depth_prior_ros.models.export``).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def student_card(cfg: dict):
+    """The model card of a student trained with ``cfg`` (input size, normalisation, output kind, data)."""
+    from depth_prior_ros.models.card import ModelCard
+    from depth_prior_ros.models.preprocess import IMAGENET_MEAN, IMAGENET_STD
+
+    data = cfg.get("data", {})
+    card_cfg = cfg.get("card", {})
+    size = data.get("size")
+    return ModelCard(architecture="depth_anything", variant=str(cfg.get("model", {}).get("variant", "custom")),
+                     output_kind="affine_disparity", input_size=tuple(size) if size else None,
+                     short_side=None if size else 518, multiple_of=14, mean=IMAGENET_MEAN, std=IMAGENET_STD,
+                     training_data=card_cfg.get("training_data", f"{data.get('source', 'unknown')} "
+                                                f"(conditions: {', '.join(data.get('conditions', [])) or 'none'})"),
+                     source=card_cfg.get("source", "depth_prior_training ssd_student recipe"),
+                     license=card_cfg.get("license", ""), notes=card_cfg.get("notes", ""))
+
+
+def export_student(model, folder: str | Path, cfg: dict, name: str = "model.safetensors") -> Path:
+    """Write ``folder/name`` + its card; returns the weights path."""
+    from depth_prior_ros.models.card import write_card
+    from depth_prior_ros.models.ssd_student import save_student
+
+    from .checkpoint import unwrap
+
+    folder = Path(folder)
+    path = save_student(unwrap(model), folder / name, student_card(cfg))
+    if name == "model.safetensors":
+        # The folder form (folder/card.json) is what the node looks for when given the folder.
+        from depth_prior_ros.models.card import find_card
+
+        card = find_card(path)
+        if card is not None:
+            write_card(card.replace(path=None), folder / "card.json")
+    return path
+
+
+def export_onnx(weights: str | Path, out: str | Path, backend: str = "ssd_student", height: int | None = None,
+                width: int | None = None, opset: int = 17):
+    """ONNX through the node's exporter (``depth-prior export``), which checks parity against PyTorch.
+
+    Returns the node's ExportReport; the ``.onnx`` gets its card beside it for the ``onnx`` backend.
+    """
+    from depth_prior_ros.models import export as node_export
+
+    return node_export.export_onnx(backend=backend, weights=str(weights), out=str(out), height=height, width=width,
+                                  opset=opset)

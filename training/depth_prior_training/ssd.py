@@ -1,0 +1,180 @@
+"""SSD recipe (Mao et al., "Stealing Stable Diffusion Prior for Robust Monocular Depth Estimation",
+arXiv 2403.05056): a day-clear teacher, then a Depth Anything student on original or translated frames.
+
+Recipes (each: trainable ``modules``, ``loss(batch, step) -> (total, logs)``, ``export(folder)``):
+  SSDTeacher     monodepth2-style self-supervised teacher (depth net + pose net, photometric with
+                 min-reprojection and auto-masking, edge-aware smoothness); ``supervision: depth``
+                 trains the same depth net on ground-truth depth instead (the demo's synthetic teacher).
+  SSDStudent     the student: teacher loss (log-depth L1 to the teacher's depth on the CLEAN image,
+                 masked per pixel where the teacher reprojects better than the student), semantic loss
+                 (1 - cos of DINOv2 features, original vs translated), photometric loss.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from . import losses
+from .nets import PoseNet, TeacherDepthNet, disp_to_depth, pose_transform
+from .student import build_student, student_forward, wrap_student
+from .warp import warp_image
+
+
+def upsample(x: torch.Tensor, size) -> torch.Tensor:
+    return torch.nn.functional.interpolate(x, size=size, mode="bilinear", align_corners=False)
+
+
+def neighbour_poses(batch: dict, pose_net: PoseNet | None, source: str) -> list[torch.Tensor]:
+    """T_source_from_target for prev and next: from the pose net, or the batch's known poses ("gt")."""
+    if source == "gt":
+        if not torch.isfinite(batch["T_prev"]).all():
+            raise ValueError("poses: gt needs known poses in every sample (synthetic data); use poses: posenet")
+        return [batch["T_prev"], batch["T_next"]]
+    return [pose_transform(pose_net, batch["image"], batch["prev"], source_is_before=True),
+            pose_transform(pose_net, batch["image"], batch["next"], source_is_before=False)]
+
+
+def reprojection(depth: torch.Tensor, batch: dict, poses: list[torch.Tensor]) -> torch.Tensor:
+    """Min photometric error (B, 1, H, W) of the clean target against its neighbours warped by ``depth``."""
+    warped = [warp_image(batch[k], depth, batch["K"], T) for k, T in zip(("prev", "next"), poses)]
+    return losses.min_reprojection(warped, batch["image"])
+
+
+def step_generator(seed: int, step: int, device) -> torch.Generator:
+    g = torch.Generator(device=device)
+    g.manual_seed(seed * 1_000_003 + step)
+    return g
+
+
+class SSDTeacher:
+    """The day-clear teacher. cfg keys: teacher.channels, teacher.min_depth, teacher.max_depth,
+    teacher.supervision (self|depth), teacher.poses (posenet|gt), losses.smoothness (1e-3), seed."""
+
+    def __init__(self, cfg: dict):
+        t = cfg.get("teacher", {})
+        self.cfg = cfg
+        self.min_depth = float(t.get("min_depth", 0.1))
+        self.max_depth = float(t.get("max_depth", 100.0))
+        self.supervision = t.get("supervision", "self")
+        self.pose_source = t.get("poses", "posenet")
+        self.smoothness = float(cfg.get("losses", {}).get("smoothness", 1e-3))  # monodepth2
+        self.modules = {"depth_net": TeacherDepthNet(tuple(t.get("channels", (16, 32, 64, 96, 128))))}
+        if self.supervision == "self" and self.pose_source == "posenet":
+            self.modules["pose_net"] = PoseNet(tuple(t.get("pose_channels", (16, 32, 64, 128, 128))))
+
+    def loss(self, batch: dict, step: int):
+        depth_net = self.modules["depth_net"]
+        outputs = depth_net(batch["image"])
+        size = batch["image"].shape[-2:]
+        if self.supervision == "depth":
+            valid = batch["depth"] > 0
+            total = 0.0
+            for s, disp in outputs.items():
+                _, depth = disp_to_depth(upsample(disp, size), self.min_depth, self.max_depth)
+                total = total + losses.log_depth_l1(depth, batch["depth"], valid) / len(outputs)
+            return total, {"loss": float(total.detach())}
+        poses = neighbour_poses(batch, self.modules.get("pose_net"), self.pose_source)
+        generator = step_generator(int(self.cfg.get("seed", 0)), step, batch["image"].device)
+        sources = [batch["prev"], batch["next"]]
+        total, photo_sum = 0.0, 0.0
+        for s, disp in outputs.items():  # monodepth2: every scale upsampled to full resolution
+            _, depth = disp_to_depth(upsample(disp, size), self.min_depth, self.max_depth)
+            rep = reprojection(depth, batch, poses)
+            mask = losses.automask(rep, sources, batch["image"], generator)
+            photo = losses.masked_mean(rep, mask)
+            image_s = torch.nn.functional.interpolate(batch["image"], size=disp.shape[-2:], mode="area")
+            smooth = losses.smoothness_loss(disp, image_s) / (2 ** s)
+            total = total + (photo + self.smoothness * smooth) / len(outputs)
+            photo_sum += float(photo.detach()) / len(outputs)
+        return total, {"loss": float(total.detach()), "photometric": photo_sum}
+
+    @torch.no_grad()
+    def predict_depth(self, image: torch.Tensor) -> torch.Tensor:
+        _, depth = disp_to_depth(self.modules["depth_net"](image)[0], self.min_depth, self.max_depth)
+        return depth
+
+    def export(self, folder: str | Path) -> Path:
+        from .checkpoint import save_modules
+
+        return save_modules(self.modules, Path(folder) / "teacher.safetensors",
+                            meta={"recipe": "ssd_teacher", "teacher": self.cfg.get("teacher", {})})
+
+
+def load_teacher(cfg: dict, device) -> SSDTeacher:
+    """The frozen teacher named by ``student.teacher_checkpoint`` (a teacher.safetensors from export)."""
+    from .checkpoint import load_modules
+
+    path = cfg["student"]["teacher_checkpoint"]
+    meta = load_modules(None, path, meta_only=True)
+    teacher = SSDTeacher({"teacher": meta.get("teacher", {}), "seed": cfg.get("seed", 0)})
+    load_modules(teacher.modules, path)
+    for m in teacher.modules.values():
+        m.to(device).eval().requires_grad_(False)
+    return teacher
+
+
+class SSDStudent:
+    """The robust student. cfg keys: model (see student.build_student), student.teacher_checkpoint,
+    student.poses (teacher|gt), losses.teacher / .semantic / .photometric / .smoothness weights."""
+
+    def __init__(self, cfg: dict, device="cpu"):
+        self.cfg = cfg
+        s = cfg.get("student", {})
+        w = cfg.get("losses", {})
+        self.w_teacher = float(w.get("teacher", 1.0))
+        self.w_semantic = float(w.get("semantic", 0.1))
+        self.w_photo = float(w.get("photometric", 1.0))
+        self.w_smooth = float(w.get("smoothness", 1e-3))
+        self.pose_source = s.get("poses", "teacher")
+        self.modules = {"student": wrap_student(build_student(cfg.get("model", {})))}
+        self.teacher = load_teacher(cfg, device)
+        self.min_disp = 1.0 / self.teacher.max_depth
+
+    def depth_from_output(self, disparity: torch.Tensor) -> torch.Tensor:
+        """Student output (relative disparity, trained in the teacher's 1/depth units) -> depth."""
+        return 1.0 / (disparity + self.min_disp)
+
+    def loss(self, batch: dict, step: int):
+        student = self.modules["student"]
+        teacher_depth = self.teacher.predict_depth(batch["image"])         # on the CLEAN image
+        disp, feats = student_forward(student, batch["translated"])        # original or translated
+        depth = self.depth_from_output(disp)
+        logs = {}
+        total = 0.0
+        pose_net = self.teacher.modules.get("pose_net")
+        need_reprojection = self.w_photo > 0 or self.w_teacher > 0
+        mask = None
+        if need_reprojection and (pose_net is not None or self.pose_source == "gt"):
+            with torch.no_grad():
+                poses = neighbour_poses(batch, pose_net, "gt" if self.pose_source == "gt" else "posenet")
+                rep_teacher = reprojection(teacher_depth, batch, poses)
+            rep_student = reprojection(depth, batch, poses)
+            generator = step_generator(int(self.cfg.get("seed", 0)), step, disp.device)
+            auto = losses.automask(rep_student, [batch["prev"], batch["next"]], batch["image"], generator)
+            mask = losses.teacher_mask(rep_teacher, rep_student)
+            photo = losses.masked_mean(rep_student, auto)
+            total = total + self.w_photo * photo
+            logs["photometric"] = float(photo.detach())
+            logs["teacher_mask"] = float(mask.mean())
+        t_loss = losses.teacher_loss(depth, teacher_depth, mask)
+        total = total + self.w_teacher * t_loss
+        logs["teacher"] = float(t_loss.detach())
+        if self.w_semantic > 0 and bool(batch["has_translated"].any()):
+            keep = batch["has_translated"]
+            with torch.no_grad():
+                _, feats_original = student_forward(student, batch["image"][keep])
+            sem = losses.semantic_loss([f[keep][:, 1:] for f in feats], [f[:, 1:] for f in feats_original])
+            total = total + self.w_semantic * sem
+            logs["semantic"] = float(sem.detach())
+        if self.w_smooth > 0:
+            total = total + self.w_smooth * losses.smoothness_loss(disp, batch["image"])
+        logs["loss"] = float(total.detach())
+        return total, logs
+
+    def export(self, folder: str | Path) -> Path:
+        from .export import export_student
+
+        from .checkpoint import unwrap
+
+        return export_student(unwrap(self.modules["student"]).model, folder, self.cfg)
