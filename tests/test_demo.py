@@ -38,6 +38,12 @@ def test_demo_runs_the_live_node_and_reports_per_condition(tmp_path, monkeypatch
     for condition in ("day", "night", "rain"):
         assert metrics["summary"]["prior_only"][condition]["road"]["metric"]["abs_rel"] <= 0.02
     assert metrics["timing"]["prior_only"]["dropped"] == 0
+    # The shipped demo student must really run (not fall back to the prior) and beat prior_only.
+    if "demo_student" in metrics["summary"]:
+        for condition in ("day", "night", "rain"):
+            student = metrics["summary"]["demo_student"][condition]["all"]["metric"]["abs_rel"]
+            prior = metrics["summary"]["prior_only"][condition]["all"]["metric"]["abs_rel"]
+            assert student < prior, (condition, student, prior)
     assert metrics["gt_agreement"]["abs_rel_max"] <= 0.01
     for name in ("report.md", "frames.csv", "plots/per_condition.png", "plots/error_vs_distance.png",
                  "plots/latency.png"):

@@ -17,13 +17,11 @@ DEMO_STUDENT_BACKEND = "ssd_student"
 
 
 def demo_student_weights(folder: Path = DEMO_STUDENT_DIR) -> Path | None:
-    """The demo student's weights (a safetensors file, or the folder when it holds a model card), or None."""
+    """The demo student's safetensors file (its model card `<name>.card.json` lies beside it), or None."""
     if not folder.is_dir():
         return None
     files = sorted(folder.glob("*.safetensors"))
-    if not files:
-        return None
-    return folder if any(folder.glob("*.json")) or any(folder.glob("*.yaml")) else files[0]
+    return files[0] if files else None
 
 
 def demo_backends(student_dir: Path = DEMO_STUDENT_DIR) -> list[BackendSpec]:
