@@ -1,0 +1,122 @@
+"""Reading weights safely and loading them strictly, with one-sentence errors.
+
+- ``.safetensors`` are read with safetensors (no code can run).
+- ``.pth``/``.pt``/``.bin`` go through ``torch.load(weights_only=True)``: tensors and plain containers
+  only. A pickle that names any other callable (``os.system``, a custom class, ...) is refused before
+  anything in it runs.
+- ``load_strict`` compares every key and shape with the model and names the first mismatch.
+"""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import TYPE_CHECKING, Callable, Mapping
+
+from .base import BackendError
+
+if TYPE_CHECKING:  # pragma: no cover
+    import torch
+
+PICKLE_SUFFIXES = (".pth", ".pt", ".bin", ".ckpt")
+
+
+def read_state_dict(path: str | Path) -> dict[str, "torch.Tensor"]:
+    """Tensors of a .safetensors or (weights-only) pickle checkpoint, as a flat name -> tensor dict."""
+    p = Path(path)
+    if not p.is_file():
+        raise BackendError(f"weights file {p} does not exist")
+    if p.suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        try:
+            return dict(load_file(str(p), device="cpu"))
+        except Exception as exc:  # SafetensorError, OSError
+            raise BackendError(f"{p} is not a readable safetensors file: {_first_line(exc)}") from None
+    if p.suffix in PICKLE_SUFFIXES:
+        return _flatten_checkpoint(safe_torch_load(p), p)
+    raise BackendError(f"{p}: unsupported weights format '{p.suffix}' (use .safetensors, .pth or .pt)")
+
+
+def safe_torch_load(path: str | Path):
+    """``torch.load(weights_only=True)`` with the refusal of code-running pickles as one sentence."""
+    import pickle
+
+    import torch
+
+    p = Path(path)
+    try:
+        return torch.load(str(p), map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        culprit = _unsafe_global(str(exc))
+        what = f"'{culprit}'" if culprit else "an object other than tensors"
+        raise BackendError(f"{p} holds a pickled {what} that could run code; refusing to load it "
+                           f"(only plain tensor state dicts are accepted)") from None
+    except (RuntimeError, EOFError, OSError, ValueError) as exc:
+        raise BackendError(f"{p} is not a readable PyTorch checkpoint: {_first_line(exc)}") from None
+
+
+def _unsafe_global(message: str) -> str | None:
+    """The global a weights-only unpickler refused, e.g. 'posix.system', from torch's message."""
+    m = re.search(r"(?:Unsupported global|GLOBAL|global):?\s*(?:GLOBAL\s+)?([A-Za-z_][\w.]*)", message)
+    return m.group(1) if m else None
+
+
+def _flatten_checkpoint(obj, path: Path) -> dict:
+    """Accept a raw state dict or the common {'state_dict': ...} / {'model': ...} wrappers."""
+    import torch
+
+    if isinstance(obj, Mapping):
+        for wrapper in ("state_dict", "model", "module"):
+            inner = obj.get(wrapper)
+            if isinstance(inner, Mapping) and inner and all(isinstance(v, torch.Tensor) for v in inner.values()):
+                obj = inner
+                break
+    if not isinstance(obj, Mapping):
+        raise BackendError(f"{path} does not hold a state dict (found {type(obj).__name__})")
+    out = {}
+    for key, value in obj.items():
+        if isinstance(value, torch.Tensor):
+            out[str(key)] = value
+    if not out:
+        raise BackendError(f"{path} holds no tensors")
+    return out
+
+
+def strip_prefix(state: dict, prefix: str) -> dict:
+    """Remove a wrapper prefix (e.g. DataParallel's 'module.') when every key has it."""
+    if state and all(k.startswith(prefix) for k in state):
+        return {k[len(prefix):]: v for k, v in state.items()}
+    return state
+
+
+def load_strict(model: "torch.nn.Module", state: Mapping[str, "torch.Tensor"], source: str | Path,
+                original_name: Callable[[str], str] | None = None, what: str = "model") -> None:
+    """Copy ``state`` into ``model`` or fail with one sentence naming ``source`` and the first bad key.
+
+    Keys are checked in the model's own order: a missing key or a wrong shape is reported first, then
+    keys the model does not have. ``original_name`` maps a model key back to the checkpoint's own name
+    (for converted checkpoints) so the message names the key the user can find in their file.
+    """
+    name = original_name or (lambda k: k)
+    expected = model.state_dict()
+    for key, tensor in expected.items():
+        if key not in state:
+            raise BackendError(f"{source} is missing key '{name(key)}' that the {what} needs")
+        got = state[key]
+        if tuple(got.shape) != tuple(tensor.shape):
+            raise BackendError(f"{source}: key '{name(key)}' has shape {tuple(got.shape)} but the {what} "
+                               f"expects {tuple(tensor.shape)}")
+    for key in state:
+        if key not in expected:
+            raise BackendError(f"{source} has key '{name(key)}' that the {what} does not have "
+                               f"(wrong architecture or variant?)")
+    model.load_state_dict(dict(state), strict=True)
+
+
+def parameter_count(module) -> int:
+    return int(sum(p.numel() for p in module.parameters()))
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip() or type(exc).__name__
+    return text.splitlines()[0]

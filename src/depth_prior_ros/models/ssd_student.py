@@ -1,0 +1,300 @@
+"""``ssd_student``: the Depth Anything architecture (DINOv2 encoder + DPT head) through transformers.
+
+The SSD night/rain student is a Depth Anything ViT-B; the same backend runs ViT-S/B/L, Depth Anything
+v1/v2 relative models and metric models. Weights it loads:
+
+(a) a Hugging Face model folder: ``config.json`` + ``model.safetensors`` (or an index of shards);
+(b) a released Depth-Anything ``.pth`` state dict (``pretrained.*`` / ``depth_head.*`` keys), read
+    with ``torch.load(weights_only=True)``; the architecture is read off the tensor shapes;
+(c) a ``.safetensors`` of the transformers module's state dict + its model card (the training
+    package's format; ``options.hf_config`` in the card pins the exact config when present).
+
+Card options understood here: ``num_attention_heads``, ``out_indices``, ``version`` (1 or 2: which
+DINOv2 layers feed the head), ``hf_config`` (a full DepthAnythingConfig dict).
+"""
+from __future__ import annotations
+
+import json
+import logging
+import math
+import re
+from pathlib import Path
+from typing import Any
+
+from . import depth_anything_keys as keys
+from .base import BackendError
+from .card import ModelCard, default_card, load_card, write_card, card_path_for
+from .checkpoints import load_strict, read_state_dict, strip_prefix
+from .registry import register_backend
+from .torch_backend import TorchDepthBackend
+
+log = logging.getLogger(__name__)
+
+# Published sizes (DINOv2 ViT-S/B/L, patch 14; DPT neck/fusion sizes of Depth Anything).
+VARIANTS: dict[str, dict[str, Any]] = {
+    "vits": {"hidden_size": 384, "num_hidden_layers": 12, "num_attention_heads": 6,
+             "neck_hidden_sizes": [48, 96, 192, 384], "fusion_hidden_size": 64},
+    "vitb": {"hidden_size": 768, "num_hidden_layers": 12, "num_attention_heads": 12,
+             "neck_hidden_sizes": [96, 192, 384, 768], "fusion_hidden_size": 128},
+    "vitl": {"hidden_size": 1024, "num_hidden_layers": 24, "num_attention_heads": 16,
+             "neck_hidden_sizes": [256, 512, 1024, 1024], "fusion_hidden_size": 256},
+}
+_VARIANT_BY_HIDDEN = {v["hidden_size"]: name for name, v in VARIANTS.items()}
+# Depth Anything v2 taps intermediate layers instead of the last four (1-based hidden-state indices).
+OUT_INDICES_V2 = {"vits": [3, 6, 9, 12], "vitb": [3, 6, 9, 12], "vitl": [5, 12, 18, 24]}
+_VARIANT_ALIASES = {"small": "vits", "base": "vitb", "large": "vitl", "vit-s": "vits", "vit-b": "vitb",
+                    "vit-l": "vitl", "s": "vits", "b": "vitb", "l": "vitl"}
+
+
+def canonical_variant(variant: str) -> str:
+    v = (variant or "").strip().lower()
+    return _VARIANT_ALIASES.get(v, v)
+
+
+def depth_anything_config(variant: str = "vitb", *, hidden_size: int | None = None,
+                          num_hidden_layers: int | None = None, num_attention_heads: int | None = None,
+                          mlp_ratio: int = 4, image_size: int = 518, patch_size: int = 14,
+                          out_indices: list[int] | None = None, neck_hidden_sizes: list[int] | None = None,
+                          fusion_hidden_size: int | None = None, head_hidden_size: int = 32,
+                          depth_estimation_type: str = "relative", max_depth: float | None = None,
+                          version: int = 1):
+    """A transformers DepthAnythingConfig for a published variant, any field overridable (tiny tests)."""
+    from transformers import DepthAnythingConfig, Dinov2Config
+
+    base = VARIANTS.get(canonical_variant(variant), {})
+    if not base and None in (hidden_size, num_hidden_layers, neck_hidden_sizes, fusion_hidden_size):
+        raise BackendError(f"unknown Depth Anything variant '{variant}'; use one of {', '.join(VARIANTS)}")
+    hidden = hidden_size or base["hidden_size"]
+    layers = num_hidden_layers or base["num_hidden_layers"]
+    # DINOv2 uses 64-channel heads; a resized (e.g. test) model keeps that rule, not the variant's count.
+    heads = num_attention_heads or (base["num_attention_heads"] if base.get("hidden_size") == hidden
+                                    else max(1, hidden // 64))
+    if out_indices is None:
+        v2 = OUT_INDICES_V2.get(canonical_variant(variant))
+        out_indices = v2 if (version == 2 and v2 and layers == base.get("num_hidden_layers")) else \
+            [layers - 3, layers - 2, layers - 1, layers]
+    backbone = Dinov2Config(hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=heads,
+                            mlp_ratio=mlp_ratio, image_size=image_size, patch_size=patch_size,
+                            out_indices=list(out_indices), apply_layernorm=True, reshape_hidden_states=False)
+    extra = {"max_depth": max_depth} if max_depth is not None else {}
+    return DepthAnythingConfig(backbone_config=backbone, reassemble_hidden_size=hidden, patch_size=patch_size,
+                               neck_hidden_sizes=list(neck_hidden_sizes or base["neck_hidden_sizes"]),
+                               fusion_hidden_size=fusion_hidden_size or base["fusion_hidden_size"],
+                               head_hidden_size=head_hidden_size, depth_estimation_type=depth_estimation_type,
+                               **extra)
+
+
+def architecture_from_state(state: dict, source: str, name=lambda hub_key: hub_key) -> dict[str, Any]:
+    """Read hidden size, depth, MLP ratio, position grid, neck and fusion sizes off hub-named tensors.
+
+    ``name`` maps a hub key to the spelling used in the file (for the error message).
+    """
+
+    def shape(key: str) -> tuple[int, ...]:
+        if key not in state:
+            raise BackendError(f"{source} is missing key '{name(key)}' that the model needs")
+        return tuple(state[key].shape)
+
+    hidden = shape("backbone.embeddings.cls_token")[-1]
+    layer_ids = {int(m.group(1)) for k in state for m in [re.match(r"backbone\.encoder\.layer\.(\d+)\.", k)] if m}
+    if not layer_ids:
+        raise BackendError(f"{source} has no transformer blocks (no 'pretrained.blocks.*' or "
+                           f"'backbone.encoder.layer.*' keys)")
+    patch = shape("backbone.embeddings.patch_embeddings.projection.weight")[-1]
+    positions = shape("backbone.embeddings.position_embeddings")[1] - 1
+    grid = int(round(math.sqrt(positions)))
+    fc1 = shape("backbone.encoder.layer.0.mlp.fc1.weight")[0]
+    return {
+        "hidden_size": hidden,
+        "num_hidden_layers": max(layer_ids) + 1,
+        "mlp_ratio": max(1, fc1 // hidden),
+        "patch_size": patch,
+        "image_size": grid * patch,
+        "neck_hidden_sizes": [shape(f"neck.reassemble_stage.layers.{i}.projection.weight")[0] for i in range(4)],
+        "fusion_hidden_size": shape("neck.convs.0.weight")[0],
+        "head_hidden_size": shape("head.conv2.weight")[0],
+    }
+
+
+def config_for_state(state: dict, card: ModelCard, source: str, name=lambda hub_key: hub_key):
+    """DepthAnythingConfig for a hub-named state dict: the card's hf_config, else shapes + card options."""
+    from transformers import DepthAnythingConfig
+
+    opts = card.options
+    if isinstance(opts.get("hf_config"), dict):
+        return DepthAnythingConfig(**opts["hf_config"])
+    arch = architecture_from_state(state, source, name)
+    variant = canonical_variant(card.variant) or _VARIANT_BY_HIDDEN.get(arch["hidden_size"], "")
+    if _VARIANT_BY_HIDDEN.get(arch["hidden_size"]) not in (None, variant):
+        log.warning("%s: card says variant '%s' but the tensors are %s-sized; following the tensors",
+                    source, card.variant, _VARIANT_BY_HIDDEN[arch["hidden_size"]])
+        variant = _VARIANT_BY_HIDDEN[arch["hidden_size"]]
+    metric = card.output_kind == "metric_depth"
+    return depth_anything_config(
+        variant, num_attention_heads=opts.get("num_attention_heads"), out_indices=opts.get("out_indices"),
+        version=int(opts.get("version", 1)), depth_estimation_type="metric" if metric else "relative",
+        max_depth=opts.get("max_depth", 80.0 if metric else None), **arch)
+
+
+def wrap_depth_anything(model):
+    """The transformers model as a module mapping normalised pixels (B, 3, h, w) -> depth-like (B, h, w)."""
+    import torch
+
+    class DepthAnythingNet(torch.nn.Module):
+        def __init__(self, inner):
+            super().__init__()
+            self.model = inner
+
+        def forward(self, pixels):
+            return self.model(pixel_values=pixels, return_dict=True).predicted_depth
+
+    return DepthAnythingNet(model)
+
+
+def build_model(config):
+    from transformers import DepthAnythingForDepthEstimation
+
+    return DepthAnythingForDepthEstimation(config).eval()
+
+
+def _read_hf_folder(folder: Path) -> tuple[Any, dict, Path]:
+    """(config, state dict, the weights file to name in errors) of a Hugging Face model folder."""
+    from transformers import DepthAnythingConfig
+
+    config_file = folder / "config.json"
+    if not config_file.is_file():
+        raise BackendError(f"{folder} is not a Hugging Face model folder (no config.json)")
+    try:
+        model_type = json.loads(config_file.read_text()).get("model_type")
+    except (OSError, ValueError) as exc:
+        raise BackendError(f"{config_file} is not valid JSON: {exc}") from None
+    if model_type != "depth_anything":
+        raise BackendError(f"{config_file} describes a '{model_type}' model, not depth_anything")
+    config = DepthAnythingConfig.from_pretrained(str(folder), local_files_only=True)
+    single = folder / "model.safetensors"
+    index = folder / "model.safetensors.index.json"
+    if single.is_file():
+        return config, read_state_dict(single), single
+    if index.is_file():
+        shards = sorted(set(json.loads(index.read_text())["weight_map"].values()))
+        state = {}
+        for shard in shards:
+            state.update(read_state_dict(folder / shard))
+        return config, state, index
+    if (folder / "pytorch_model.bin").is_file():
+        return config, read_state_dict(folder / "pytorch_model.bin"), folder / "pytorch_model.bin"
+    raise BackendError(f"{folder} has a config.json but no model.safetensors")
+
+
+def load_depth_anything(weights: str | Path, card: ModelCard):
+    """Build the transformers model and load ``weights`` strictly; returns (model, description dict)."""
+    path = Path(weights)
+    if not path.exists():
+        raise BackendError(f"weights {path} do not exist")
+    if path.is_dir():
+        config, state, source = _read_hf_folder(path)
+        layout = "huggingface_folder"
+    else:
+        state = strip_prefix(strip_prefix(read_state_dict(path), "module."), "model.")
+        layout = "depth_anything_original" if keys.is_original_layout(state) else "transformers_state_dict"
+        source = path
+        config = None
+    original = layout == "depth_anything_original"
+    file_uses_proj_names = keys.module_uses_proj_names(state.keys())
+    state = keys.original_to_hub(state, str(source)) if original else keys.to_hub_names(state)
+
+    def name_in_file(hub_key: str) -> str:
+        """A hub key as the user's file spells it (for error messages)."""
+        if original:
+            return keys.hub_key_to_original(hub_key)
+        return keys.hub_key_to_module(hub_key, file_uses_proj_names)
+
+    if config is None:
+        config = config_for_state(state, card, str(source), name_in_file)
+    model = build_model(config)
+    proj_names = keys.module_uses_proj_names(model.state_dict().keys())
+    module_state = {keys.hub_key_to_module(k, proj_names): v for k, v in state.items()}
+
+    load_strict(model, module_state, source, original_name=lambda k: name_in_file(keys.module_key_to_hub(k)),
+                what=f"Depth Anything {_variant_label(config)} model")
+    return model, {"layout": layout}
+
+
+def _variant_label(config) -> str:
+    return _VARIANT_BY_HIDDEN.get(config.backbone_config.hidden_size, f"hidden-{config.backbone_config.hidden_size}")
+
+
+def card_for_weights(weights: str, variant: str = "") -> ModelCard:
+    card = load_card(weights, "depth_anything", canonical_variant(variant))
+    if card.path is None and weights and Path(weights).is_dir():
+        # An HF folder knows whether it is metric; the default card would call it relative.
+        try:
+            cfg = json.loads((Path(weights) / "config.json").read_text())
+        except (OSError, ValueError):
+            cfg = {}
+        if cfg.get("depth_estimation_type") == "metric":
+            card = card.replace(output_kind="metric_depth")
+        hidden = (cfg.get("backbone_config") or {}).get("hidden_size")
+        card = card.replace(variant=_VARIANT_BY_HIDDEN.get(hidden, card.variant))
+    return card
+
+
+class SSDStudentBackend(TorchDepthBackend):
+    name = "ssd_student"
+
+
+def save_student(model, path: str | Path, card: ModelCard | None = None) -> Path:
+    """Write format (c): ``path`` (.safetensors of the module's state dict) + ``path``'s card with the config."""
+    from safetensors.torch import save_file
+
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    inner = getattr(model, "model", model)
+    save_file({k: v.detach().contiguous().cpu() for k, v in inner.state_dict().items()}, str(p))
+    card = card or default_card("depth_anything", _variant_label(inner.config))
+    options = dict(card.options)
+    options["hf_config"] = inner.config.to_dict()
+    write_card(card.replace(options=options, path=None), card_path_for(p))
+    return p
+
+
+_OPTIONS = ("weights", "device", "dtype", "variant", "random_init", "config", "compile", "input_size",
+            "short_side")
+
+
+def create_ssd_student(weights: str = "", device: str = "auto", dtype: str = "fp32", variant: str = "",
+                       random_init: bool = False, config: dict | None = None, compile: str | bool = "",
+                       input_size: list[int] | None = None, short_side: int | None = None,
+                       **unknown) -> SSDStudentBackend:
+    """Factory behind ``create_backend("ssd_student", ...)``.
+
+    weights: HF folder | original .pth | .safetensors (+ card); empty only with random_init=True
+    (benchmarks/tests: the published ``variant`` sizes, or ``config`` overrides, random weights).
+    input_size [h, w] / short_side override the card's network input size.
+    """
+    if unknown:
+        raise BackendError(f"ssd_student does not know option(s) {', '.join(sorted(unknown))}; "
+                           f"known: {', '.join(_OPTIONS)}")
+    if weights:
+        card = card_for_weights(weights, variant)
+        model, info = load_depth_anything(weights, card)
+    elif random_init:
+        card = default_card("depth_anything", canonical_variant(variant) or "vitb")
+        model = build_model(depth_anything_config(card.variant, **(config or {})))
+        info = {"layout": "random_init"}
+        log.warning("ssd_student: random initialisation (no weights) - for tests and benchmarks only")
+    else:
+        raise BackendError("ssd_student needs weights (a Hugging Face folder, a Depth-Anything .pth or a "
+                           ".safetensors with its card); set random_init only for tests and benchmarks")
+    if input_size is not None:
+        card = card.replace(input_size=(int(input_size[0]), int(input_size[1])))
+    if short_side is not None:
+        card = card.replace(short_side=int(short_side), input_size=None)
+    info["variant"] = _variant_label(model.config)
+    if card.path is None:
+        card = card.replace(variant=info["variant"])
+    return SSDStudentBackend(wrap_depth_anything(model), card, weights=weights, device=device, dtype=dtype,
+                             compile=compile, extra_info=info)
+
+
+register_backend("ssd_student")(create_ssd_student)
