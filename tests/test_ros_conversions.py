@@ -67,7 +67,7 @@ def test_big_endian_flag_does_not_change_8_bit_images():
     ("mono8", 4, 3, 4, 4, "needs 12"),
     ("yuv422", 4, 3, 8, 24, "'yuv422' is not supported (use rgb8, bgr8, mono8)"),
     ("bgra16", 4, 3, 32, 96, "'bgra16' is not supported"),
-    ("", 4, 3, 12, 36, "'(empty)' is not supported"),
+    ("", 4, 3, 12, 36, "encoding (empty) is not supported"),
     ("rgb8", 0, 3, 0, 0, "empty size 0x3"),
 ])
 def test_malformed_images_are_rejected_with_one_sentence(encoding, width, height, step, size, fragment):

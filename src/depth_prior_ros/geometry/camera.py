@@ -43,6 +43,9 @@ class PinholeCamera:
             )
         if not np.all(np.isfinite(D)):
             raise CameraModelError("camera_info distortion coefficients D contain NaN or inf")
+        if np.any(D != 0) and D.size not in (4, 5, 8, 12, 14):  # else cv2.undistortPoints throws cv2.error later
+            raise CameraModelError(f"camera_info has {D.size} distortion coefficients; plumb_bob takes 5 "
+                                   "(rational_polynomial 8; OpenCV accepts 4, 5, 8, 12 or 14)")
 
     # ----------------------------------------------------------------- constructors
     @classmethod

@@ -118,5 +118,7 @@ def parameter_count(module) -> int:
 
 
 def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip() or type(exc).__name__
-    return text.splitlines()[0]
+    """The first sentence of an exception's text (torch's messages run to paragraphs of advice)."""
+    text = (str(exc).strip() or type(exc).__name__).splitlines()[0]
+    sentence = re.split(r"(?<=[.!?])\s", text, maxsplit=1)[0]
+    return sentence[:160]

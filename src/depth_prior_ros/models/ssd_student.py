@@ -116,13 +116,33 @@ def architecture_from_state(state: dict, source: str, name=lambda hub_key: hub_k
     }
 
 
+# Config keys that would make transformers fetch a backbone from the Hub or build a timm model:
+# a model card is data, it must never send the loader to the network.
+_REMOTE_CONFIG_KEYS = ("use_pretrained_backbone", "backbone", "use_timm_backbone", "backbone_kwargs")
+
+
+def _config_from_card(hf_config: dict, source: str):
+    """DepthAnythingConfig from a card's hf_config, refusing Hub-loading keys; errors as one BackendError."""
+    from transformers import DepthAnythingConfig
+
+    remote = [k for k in _REMOTE_CONFIG_KEYS if hf_config.get(k)]
+    if remote:
+        raise BackendError(f"{source}: the model card's hf_config sets {', '.join(remote)}, which would load a "
+                           f"backbone from the network; remove it (weights are always loaded from local files)")
+    try:
+        return DepthAnythingConfig(**hf_config)
+    except Exception as exc:  # noqa: BLE001 - transformers raises many types for a malformed config
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
+        raise BackendError(f"{source}: the model card's hf_config is not a valid Depth Anything config ({first})") from None
+
+
 def config_for_state(state: dict, card: ModelCard, source: str, name=lambda hub_key: hub_key):
     """DepthAnythingConfig for a hub-named state dict: the card's hf_config, else shapes + card options."""
     from transformers import DepthAnythingConfig
 
     opts = card.options
     if isinstance(opts.get("hf_config"), dict):
-        return DepthAnythingConfig(**opts["hf_config"])
+        return _config_from_card(opts["hf_config"], source)
     arch = architecture_from_state(state, source, name)
     variant = canonical_variant(card.variant) or _VARIANT_BY_HIDDEN.get(arch["hidden_size"], "")
     if _VARIANT_BY_HIDDEN.get(arch["hidden_size"]) not in (None, variant):

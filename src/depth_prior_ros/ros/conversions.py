@@ -29,6 +29,12 @@ class ConversionError(ValueError):
     """A message that cannot be converted; the text is one sentence saying why."""
 
 
+def shown_encoding(encoding: str) -> str:
+    """An encoding string as it may appear in a log line: quoted, escaped, at most 40 characters
+    (it comes from the wire, so it can be long or carry newlines that would forge log lines)."""
+    return repr(encoding[:40]) if encoding else "(empty)"
+
+
 # --------------------------------------------------------------------------- images in
 def check_image_layout(encoding: str, width: int, height: int, step: int, data_len: int,
                        supported: dict[str, int] = IMAGE_ENCODINGS) -> int:
@@ -38,8 +44,7 @@ def check_image_layout(encoding: str, width: int, height: int, step: int, data_l
     """
     if encoding not in supported:
         names = ", ".join(supported)
-        shown = encoding if encoding else "(empty)"
-        raise ConversionError(f"image encoding '{shown}' is not supported (use {names})")
+        raise ConversionError(f"image encoding {shown_encoding(encoding)} is not supported (use {names})")
     channels = supported[encoding]
     if width <= 0 or height <= 0:
         raise ConversionError(f"image has an empty size {width}x{height}")
@@ -72,7 +77,7 @@ def to_rgb(pixels: np.ndarray, encoding: str) -> np.ndarray:
         return np.ascontiguousarray(pixels[..., ::-1])
     if encoding == "mono8":
         return np.repeat(pixels[..., None], 3, axis=2)
-    raise ConversionError(f"image encoding '{encoding}' cannot be converted to RGB")
+    raise ConversionError(f"image encoding {shown_encoding(encoding)} cannot be converted to RGB")
 
 
 def rgb_view(pixels: np.ndarray, encoding: str) -> np.ndarray:
@@ -87,7 +92,7 @@ def rgb_view(pixels: np.ndarray, encoding: str) -> np.ndarray:
         return pixels[..., ::-1]
     if encoding == "mono8":
         return np.broadcast_to(pixels[..., None], pixels.shape + (3,))
-    raise ConversionError(f"image encoding '{encoding}' cannot be converted to RGB")
+    raise ConversionError(f"image encoding {shown_encoding(encoding)} cannot be converted to RGB")
 
 
 def rgb_from_image_msg(msg) -> np.ndarray:
@@ -108,7 +113,7 @@ def depth_from_image_msg(msg) -> np.ndarray:
     """
     dtype = DEPTH_ENCODINGS.get(msg.encoding)
     if dtype is None:
-        raise ConversionError(f"depth encoding '{msg.encoding}' is not supported (use 32FC1 or 16UC1)")
+        raise ConversionError(f"depth encoding {shown_encoding(msg.encoding)} is not supported (use 32FC1 or 16UC1)")
     itemsize = dtype.itemsize
     width, height, step = int(msg.width), int(msg.height), int(msg.step)
     buf = np.frombuffer(msg.data, dtype=np.uint8)
@@ -157,7 +162,7 @@ def encode_depth(depth: np.ndarray, encoding: str = "32FC1") -> np.ndarray:
             np.rint(mm, out=mm)
             mm[~((mm > 0) & (mm <= 65535))] = 0  # NaN compares False: unknown -> 0
         return mm.astype(np.uint16)
-    raise ConversionError(f"depth encoding '{encoding}' is not supported (use 32FC1 or 16UC1)")
+    raise ConversionError(f"depth encoding {shown_encoding(encoding)} is not supported (use 32FC1 or 16UC1)")
 
 
 def mask_depth_range(depth: np.ndarray, min_depth: float, max_depth: float) -> np.ndarray:
