@@ -47,11 +47,14 @@ def ground_depth(K, width: int, height: int, T_ground_from_camera, max_depth: fl
     check_ground_pose(T)
     dz = ray_ground_z(K, int(width), int(height), T[:3, :3], D, rays)
     h = T[2, 3]
+    # depth = -h / dz lies in (0, max_depth] exactly when dz <= -h / max_depth (dz < 0 without a cap), so
+    # one comparison on dz replaces three on the depth; the division writes float32 directly.
+    limit = -h / max_depth if max_depth is not None else 0.0
+    off_ground = ~(dz <= limit) if max_depth is not None else ~(dz < limit)  # also catches NaN rays
+    depth = np.empty(dz.shape, dtype=np.float32)
     with np.errstate(divide="ignore", invalid="ignore"):
-        depth = (-h / dz).astype(np.float32)
-    upper = np.float32(max_depth) if max_depth is not None else np.float32(np.inf)
-    # Rays pointing up or level (dz >= 0) give depth <= 0 or inf: those never hit the road.
-    depth[~((depth > 0) & (depth <= upper))] = np.nan
+        np.divide(-h, dz, out=depth, casting="same_kind")
+    depth[off_ground] = np.nan
     return depth
 
 
