@@ -31,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..geometry.extrinsics import summarize_pose
+from ..geometry.extrinsics import PoseSummary, summarize_pose
 from .frames import Frame, iter_frames
 from .replay import BackendSpec, Recorder, ReplayConfig, ReplayError, condition_for, node_settings
 
@@ -239,25 +239,14 @@ class LiveSession:
             self.node.destroy_node()
 
 
-@dataclass(frozen=True)
-class NominalPose:
-    height: float
-    pitch: float
-    roll: float
-
-    def __str__(self) -> str:
-        return (f"height {self.height:.3f} m, pitch {math.degrees(self.pitch):.2f} deg, "
-                f"roll {math.degrees(self.roll):.2f} deg")
-
-
-def nominal_pose(bags: list[Path], config: ReplayConfig) -> NominalPose:
+def nominal_pose(bags: list[Path], config: ReplayConfig) -> PoseSummary:
     """Median height, pitch and roll over every image of the bags: the static mount the node gets."""
     from .frames import image_poses
 
     summaries = [summarize_pose(T) for bag in bags for T in image_poses(bag, config.frames)]
     if not summaries:
         raise ReplayError("the bags contain no camera frames")
-    return NominalPose(float(np.median([s.height for s in summaries])),
+    return PoseSummary(float(np.median([s.height for s in summaries])),
                        float(np.median([s.pitch for s in summaries])),
                        float(np.median([s.roll for s in summaries])))
 
