@@ -52,7 +52,8 @@ def assert_depth_sane(depth: np.ndarray, shape, lo: float = 0.0, hi: float = mat
 # ------------------------------------------------------------------------------------------ poses
 angles = st.one_of(st.sampled_from([-90.0, 90.0, -180.0, 180.0, 0.0, 89.999, -89.999, 45.0]),
                    st.floats(-180.0, 180.0, allow_nan=False))
-heights = st.one_of(st.sampled_from([0.0, -0.0, -1.5, 1e-9, 1.5, 1e6]), st.floats(-5.0, 50.0, allow_nan=False))
+heights = st.one_of(st.sampled_from([0.0, -0.0, -1.5, 1e-9, 1e-50, 5e-324, 1.5, 1e6]),
+                    st.floats(-5.0, 50.0, allow_nan=False))
 
 
 @st.composite
@@ -247,7 +248,9 @@ def test_pipeline_falls_back_to_the_prior_when_the_network_misbehaves(values):
     assert_depth_sane(result.depth, (H, W), lo=0.5, hi=60.0)
 
 
-finite_or_not = st.one_of(st.floats(-1e4, 1e4), st.sampled_from([0.0, -1.0, 1e-12, 1e12, np.nan, np.inf, -np.inf]))
+# Sub-micro values (e.g. fy = 1e-114 px) are left to the explicit test below, which documents what they do.
+finite_or_not = st.one_of(st.floats(-1e4, 1e4).filter(lambda v: v == 0 or abs(v) >= 1e-6),
+                          st.sampled_from([0.0, -1.0, 1e-12, 1e12, np.nan, np.inf, -np.inf]))
 
 
 @FUZZ
@@ -293,9 +296,41 @@ def test_distortion_lengths_opencv_accepts_still_work(n):
 
 
 def test_inpainting_never_fills_zero_depth():
-    """Regression (found by the pose fuzz): next to sub-normal depths 1/depth overflowed to inf and the
-    inpainted inverse depth came back as depth 0."""
-    T = pose_from_static(1.4e-40, 0.0, math.radians(90.0), 0.0)
+    """Found by the pose fuzz: next to sub-normal depths 1/depth overflowed to inf and the inpainted inverse
+    depth came back as depth 0 (fixed: inpainted values must be > 0). Such depths no longer come out of
+    ground_depth (tiny heights are refused), so the layer is fed a ground map mixing them directly."""
+    ground = np.full((H, W), np.nan, np.float32)
+    ground[H // 2:] = np.where(np.random.default_rng(1).random((H - H // 2, W)) > 0.5, 1e-38, 1e-40)
     rng = np.random.default_rng(0)
-    prior = scene_prior(CAMERA, T, rng.random((H, W)) > 0.5, mode="road", max_depth=80.0, inpaint=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        prior = scene_prior(CAMERA, pose_from_static(1.5, 0.0), rng.random((H, W)) > 0.5, mode="road",
+                            max_depth=80.0, inpaint=True, ground=ground)
     assert_depth_sane(prior.depth, (H, W), hi=80.0)
+
+
+@pytest.mark.parametrize("height", [1e-50, 1e-300, 5e-324])
+def test_a_camera_a_hair_above_the_road_never_gets_zero_depth(height):
+    """Regression: after ground_depth went float32, -h/dz underflowed to 0 for sub-normal heights and the
+    prior said 0 m everywhere. Such a pose is now refused like height <= 0."""
+    from depth_prior_ros.geometry import PoseError
+
+    T = pose_from_static(height, math.radians(30.0))
+    with pytest.raises(PoseError) as info:
+        ground_depth(K, W, H, T, max_depth=80.0)
+    assert_one_sentence(info.value)
+
+
+@pytest.mark.parametrize("fy, cy", [(6.753646254955044e-114, 0.0), (1.0, -1e46)])
+def test_absurd_intrinsics_never_give_zero_depth(fy, cy):
+    from depth_prior_ros.geometry import CameraModelError
+
+    try:
+        cam = PinholeCamera(np.array([[1.0, 0.0, 0.0], [0.0, fy, cy], [0.0, 0.0, 1.0]]), 1, 2)
+    except CameraModelError as exc:  # refusing such a camera is a fine outcome too
+        assert_one_sentence(exc)
+        return
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        depth = ground_depth(cam.K, cam.width, cam.height, pose_from_static(1.5, 0.0), max_depth=80.0)
+    assert_depth_sane(depth, (2, 1), hi=80.0)

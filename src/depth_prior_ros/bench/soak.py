@@ -234,6 +234,10 @@ def soak_markdown(r: SoakResult) -> str:
     slope = r.slope_mb_per_1000
     lines.append(f"| VmRSS trend over the second half | "
                  f"{'n/a' if slope is None else f'{slope:+.2f} MB per 1000 frames'} | (informative) |")
+    if r.rss_samples:
+        picks = [r.rss_samples[round(i * (len(r.rss_samples) - 1) / 9)] for i in range(10)]
+        series = ", ".join(f"{n}: {m:.0f}" for n, m in dict(picks).items())
+        lines.append(f"| VmRSS along the run (frames sent: MB) | {series} | (informative) |")
     lines.append(f"| sent by publisher / received by node | {r.sent} / {r.received} | equal (reliable) |")
     drops = ", ".join(f"{k} {v}" for k, v in sorted(r.dropped.items()) if v) or "none"
     lines.append(f"| received = processed + dropped (+ pending) | {r.received} = {r.processed} + "

@@ -114,7 +114,7 @@ def check_ground_pose(T_ground_from_camera: np.ndarray) -> None:
     R = T[:3, :3]
     if not np.allclose(R @ R.T, np.eye(3), atol=1e-3) or np.linalg.det(R) < 0:
         raise PoseError("camera pose rotation is not a proper rotation matrix")
-    if T[2, 3] <= 0:
+    if not T[2, 3] > 1e-6:  # not just > 0: a sub-micrometre height underflows -h/dz to depth 0 in float32
         raise PoseError(f"camera is {T[2, 3]:.3f} m above the ground plane; a ground prior needs it above the road")
 
 

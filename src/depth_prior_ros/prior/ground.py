@@ -47,10 +47,15 @@ def ground_depth(K, width: int, height: int, T_ground_from_camera, max_depth: fl
     check_ground_pose(T)
     dz = ray_ground_z(K, int(width), int(height), T[:3, :3], D, rays)
     h = T[2, 3]
-    # depth = -h / dz lies in (0, max_depth] exactly when dz <= -h / max_depth (dz < 0 without a cap), so
-    # one comparison on dz replaces three on the depth; the division writes float32 directly.
-    limit = -h / max_depth if max_depth is not None else 0.0
-    off_ground = ~(dz <= limit) if max_depth is not None else ~(dz < limit)  # also catches NaN rays
+    # depth = -h / dz lies in (0, max_depth] exactly when dz <= -h / max_depth, so comparisons on dz replace
+    # those on the depth; the lower bound keeps absurd intrinsics from underflowing the float32 depth to 0,
+    # and without a cap the float32 maximum keeps near-horizon rays from overflowing to inf.
+    f32 = np.finfo(np.float32)
+    upper = max_depth if max_depth is not None else float(f32.max)
+    off_ground = ~(dz <= -h / upper)  # also catches NaN rays
+    lower = -h / float(f32.tiny)
+    if dz.min() < lower:  # only absurd intrinsics get here: a cheap reduction spares a full-frame mask pass
+        off_ground |= dz < lower
     depth = np.empty(dz.shape, dtype=np.float32)
     with np.errstate(divide="ignore", invalid="ignore"):
         np.divide(-h, dz, out=depth, casting="same_kind")
