@@ -54,7 +54,10 @@ def ground_depth(K, width: int, height: int, T_ground_from_camera, max_depth: fl
     upper = max_depth if max_depth is not None else float(f32.max)
     off_ground = ~(dz <= -h / upper)  # also catches NaN rays
     lower = -h / float(f32.tiny)
-    if dz.min() < lower:  # only absurd intrinsics get here: a cheap reduction spares a full-frame mask pass
+    # Without distortion dz is affine in (u, v), so its minimum sits at an image corner: an O(1) check
+    # spares a full-frame pass. Only absurd intrinsics ever need the extra mask.
+    lowest = min(dz[0, 0], dz[0, -1], dz[-1, 0], dz[-1, -1]) if rays is None and D is None else dz.min()
+    if lowest < lower:
         off_ground |= dz < lower
     depth = np.empty(dz.shape, dtype=np.float32)
     with np.errstate(divide="ignore", invalid="ignore"):
