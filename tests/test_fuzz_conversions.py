@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from helpers_errors import assert_one_sentence
 
 from depth_prior_ros.ros.conversions import (IMAGE_ENCODINGS, ConversionError, camera_from_info,
                                              camera_from_info_fields, camera_info_msg, check_image_layout,
@@ -29,14 +30,6 @@ ENCODINGS = ["rgb8", "bgr8", "mono8", "rgba8", "bgra8", "mono16", "16UC1", "32FC
              "bayer_rggb8", "RGB8", "", " rgb8", "rgb8\x00", "\u00e9ncoding", "x" * 60]
 # Encodings a hostile or broken publisher may send, that must not turn into long or multi-line log text.
 HOSTILE_ENCODINGS = ["x" * 5000, "rgb8\n[ERROR] [depth_node]: forged log line"]
-
-
-def assert_one_sentence(exc: BaseException) -> None:
-    text = str(exc)
-    assert text.strip(), f"{type(exc).__name__} with an empty message"
-    assert "\n" not in text, f"multi-line message: {text!r}"
-    assert len(text) < 200, f"message too long ({len(text)} chars): {text!r}"
-    assert "Traceback" not in text
 
 
 @st.composite

@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from helpers_errors import assert_one_sentence
 
 from depth_prior_ros.align import ALIGN_KINDS, AlignConfig, AlignmentError, ScaleFilter, align_to_prior
 from depth_prior_ros.geometry import PinholeCamera, pose_from_static
@@ -29,15 +30,6 @@ K = np.array([[40.0, 0.0, 23.5], [0.0, 40.0, 15.5], [0.0, 0.0, 1.0]])
 CAMERA = PinholeCamera(K, W, H)
 DISTORTED = PinholeCamera(K, W, H, np.array([-0.2, 0.05, 0.001, -0.001, 0.0]))
 FUZZ = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-
-
-def assert_one_sentence(exc: BaseException) -> None:
-    """A rejection a person can read in a log: non-empty, one line, short, no traceback in it."""
-    text = str(exc)
-    assert text.strip(), f"{type(exc).__name__} with an empty message"
-    assert "\n" not in text, f"multi-line message: {text!r}"
-    assert len(text) < 200, f"message too long ({len(text)} chars): {text!r}"
-    assert "Traceback" not in text
 
 
 def assert_depth_sane(depth: np.ndarray, shape, lo: float = 0.0, hi: float = math.inf) -> None:

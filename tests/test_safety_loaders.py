@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import pickle
 import subprocess
 import sys
@@ -27,19 +26,17 @@ from depth_prior_ros.models.checkpoints import read_state_dict, safe_torch_load 
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import helpers_models as hm  # noqa: E402
+from helpers_errors import assert_one_sentence as one_sentence  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 
 
 def assert_one_sentence(exc: BaseException, *paths) -> None:
-    """Non-empty, one line, no traceback, < 200 characters once the file paths it names are taken out."""
-    text = str(exc)
-    short = text
-    for p in sorted((str(p) for p in paths), key=len, reverse=True):
-        short = short.replace(p, "<path>")
-    short = re.sub(r"/[^\s:,']+", "<path>", short)  # any other absolute path (the tests' tmp folders)
-    assert text.strip() and "\n" not in text and "Traceback" not in text, text
-    assert len(short) < 200, f"{len(short)} characters: {short}"
+    """The tests' tmp folders in the message do not count towards its length."""
+    one_sentence(exc, *paths, ignore_paths=True)
+
+
+
 
 
 class WritesMarker:

@@ -16,15 +16,13 @@ from depth_prior_ros.models.base import BackendError
 from depth_prior_ros.ros.params import ParameterError, parse_depth_params
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from helpers_errors import assert_one_sentence as one_sentence  # noqa: E402
 
 DOMAIN_ID = 53  # this area's share is 40-59; namespaces are unique per run on top of it
 
 
 def assert_one_sentence(exc_or_text) -> None:
-    text = str(exc_or_text)
-    short = re.sub(r"/[^\s:,']+", "<path>", text)
-    assert text.strip() and "\n" not in text.strip() and "Traceback" not in text, text
-    assert len(short) < 200, short
+    one_sentence(exc_or_text, ignore_paths=True)
 
 
 # --------------------------------------------------------------------------------- parameters

@@ -25,6 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..processes import stop_gently
+
 # Domain ids this project's benchmark runs use unless told otherwise (tests use their own ranges).
 BENCH_DOMAIN_RANGE = (40, 59)
 _PACKAGE_PARENT = Path(__file__).resolve().parents[2]  # .../src, so children import this checkout
@@ -225,16 +227,7 @@ class NodeProcess:
         """SIGINT (the nodes shut down cleanly on it), then SIGTERM, then SIGKILL. Returns the exit code."""
         if self.proc is None:
             return None
-        if self.proc.poll() is None:
-            for sig, wait in ((signal.SIGINT, timeout), (signal.SIGTERM, 3.0), (signal.SIGKILL, 3.0)):
-                try:
-                    self.proc.send_signal(sig)
-                    self.proc.wait(wait)
-                    break
-                except subprocess.TimeoutExpired:
-                    continue
-                except ProcessLookupError:
-                    break
+        stop_gently(self.proc, timeout)
         if self._log is not None:
             self._log.close()
             self._log = None

@@ -269,24 +269,21 @@ def iter_frames(bag_path: str | Path, options: FrameOptions, condition: str | No
                 role_topics[name] = role
         joiner = StampJoiner(roles)
         wanted = [topics.image] + list(role_topics)
-        produced = seen = 0
         builder = _FrameBuilder(bag, topics, tree, options, cond, stats)
-        for m in bag.messages(wanted):
-            if m.topic == topics.image:
-                joiner.push_image(m.stamp_ns, m.log_ns, m.msg)
-            else:
-                joiner.push(role_topics[m.topic], m.stamp_ns, m.log_ns, m.msg)
-            for (stamp, _, msg), matched in joiner.pop_ready():
-                seen += 1
-                if (seen - 1) % options.stride:
-                    continue
-                yield builder.build(produced, stamp, msg, matched)
-                produced += 1
-                if options.max_frames is not None and produced >= options.max_frames:
-                    return
-        for (stamp, _, msg), matched in joiner.pop_ready(flush=True):
-            seen += 1
-            if (seen - 1) % options.stride:
+
+        def joined():
+            """(stamp, image msg, matched) in order: as soon as each image's partners are known, then the rest."""
+            for m in bag.messages(wanted):
+                if m.topic == topics.image:
+                    joiner.push_image(m.stamp_ns, m.log_ns, m.msg)
+                else:
+                    joiner.push(role_topics[m.topic], m.stamp_ns, m.log_ns, m.msg)
+                yield from joiner.pop_ready()
+            yield from joiner.pop_ready(flush=True)
+
+        produced = 0
+        for seen, ((stamp, _, msg), matched) in enumerate(joined()):
+            if seen % options.stride:
                 continue
             yield builder.build(produced, stamp, msg, matched)
             produced += 1

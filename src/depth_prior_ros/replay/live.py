@@ -21,7 +21,6 @@ from __future__ import annotations
 import math
 import os
 import random
-import signal
 import subprocess
 import sys
 import tempfile
@@ -32,6 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from ..geometry.extrinsics import PoseSummary, summarize_pose
+from ..processes import stop_gently
 from .frames import Frame, iter_frames
 from .replay import BackendSpec, Recorder, ReplayConfig, ReplayError, condition_for, node_settings
 
@@ -114,19 +114,7 @@ class NodeProcess:
 
     def stop(self, timeout: float = 10.0) -> int | None:
         """SIGINT (a clean rclpy shutdown), then SIGTERM, then SIGKILL; keeps the log as logs/<label>.log."""
-        code = None
-        if self.proc is not None:
-            if self.proc.poll() is None:
-                for sig, wait in ((signal.SIGINT, timeout), (signal.SIGTERM, 3.0), (signal.SIGKILL, 3.0)):
-                    try:
-                        self.proc.send_signal(sig)
-                        self.proc.wait(wait)
-                        break
-                    except subprocess.TimeoutExpired:
-                        continue
-                    except ProcessLookupError:
-                        break
-            code = self.proc.poll()
+        code = stop_gently(self.proc, timeout) if self.proc is not None else None
         if self._params_path is not None:
             self._params_path.unlink(missing_ok=True)
         if self.log_path is not None and self.log_path.exists():

@@ -19,8 +19,8 @@ from ..geometry.extrinsics import pose_from_static
 from ..pipeline import PipelineConfig
 from ..prior.scene import PRIOR_MODES
 
-# Geometry, prior, QoS and diagnostics: shared by both nodes (prior_node has exactly these).
-PRIOR_NODE_DEFAULTS: dict[str, object] = {
+# Geometry and prior: shared by both nodes.
+_GEOMETRY_PRIOR_DEFAULTS: dict[str, object] = {
     "ground_frame": "base_footprint",
     "use_tf": True,
     "tf_timeout": 0.05,
@@ -33,30 +33,27 @@ PRIOR_NODE_DEFAULTS: dict[str, object] = {
     "prior_mode": "scene",
     "use_road_mask": False,
     "inpaint": True,
+}
+
+# QoS and diagnostics: shared by both nodes, last in the parameter list.
+_TRANSPORT_DEFAULTS: dict[str, object] = {
     "qos_reliability": "best_effort",
     "qos_depth": 1,
     "diagnostics_period": 1.0,
 }
 
-# depth_node: backend + alignment + outputs, in the order of the node interface spec.
+# prior_node has exactly the shared parameters.
+PRIOR_NODE_DEFAULTS: dict[str, object] = {**_GEOMETRY_PRIOR_DEFAULTS, **_TRANSPORT_DEFAULTS}
+
+# depth_node: backend + shared geometry + alignment + outputs + shared transport, in the order of the
+# node interface spec.
 DEPTH_NODE_DEFAULTS: dict[str, object] = {
     "backend": "prior_only",
     "weights": "",
     "device": "auto",
     "dtype": "fp16",
     "backend_options": "{}",
-    "ground_frame": "base_footprint",
-    "use_tf": True,
-    "tf_timeout": 0.05,
-    "camera_height": 1.5,
-    "camera_pitch_deg": 0.0,
-    "camera_roll_deg": 0.0,
-    "camera_yaw_deg": 0.0,
-    "min_depth": 0.5,
-    "max_depth": 80.0,
-    "prior_mode": "scene",
-    "use_road_mask": False,
-    "inpaint": True,
+    **_GEOMETRY_PRIOR_DEFAULTS,
     "align_inlier_threshold": 0.1,
     "align_max_samples": 4000,
     "temporal_filter": True,
@@ -68,9 +65,7 @@ DEPTH_NODE_DEFAULTS: dict[str, object] = {
     "publish_points": True,
     "points_decimation": 4,
     "publish_prior": True,
-    "qos_reliability": "best_effort",
-    "qos_depth": 1,
-    "diagnostics_period": 1.0,
+    **_TRANSPORT_DEFAULTS,
 }
 
 PARAMETER_DESCRIPTIONS: dict[str, str] = {
