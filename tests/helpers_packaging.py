@@ -89,11 +89,11 @@ def load_params_file(path: Path) -> dict[str, object]:
 
 
 def declared_node_defaults() -> tuple[dict[str, object], dict[str, object]] | None:
-    """(DEPTH_NODE_DEFAULTS, PRIOR_NODE_DEFAULTS) from depth_prior_ros.ros.params, or None if not written."""
-    if module_file("depth_prior_ros.ros.params") is None:
+    """(depth_node defaults, prior_node defaults) from depth_prior_ros.parameters, or None if not written."""
+    if module_file("depth_prior_ros.parameters") is None:
         return None
-    params = importlib.import_module("depth_prior_ros.ros.params")
-    return dict(params.DEPTH_NODE_DEFAULTS), dict(params.PRIOR_NODE_DEFAULTS)
+    params = importlib.import_module("depth_prior_ros.parameters")
+    return params.node_defaults(params.DEPTH_NODE), params.node_defaults(params.PRIOR_NODE)
 
 
 def same_ros_type(value: object, default: object) -> bool:

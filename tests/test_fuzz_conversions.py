@@ -16,9 +16,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from helpers_errors import assert_one_sentence
 
+from depth_prior_ros.colorize import colorize_depth
 from depth_prior_ros.ros.conversions import (IMAGE_ENCODINGS, ConversionError, camera_from_info,
                                              camera_from_info_fields, camera_info_msg, check_image_layout,
-                                             colorize_depth, decode_image, depth_from_image_msg, depth_image_msg,
+                                             decode_image, depth_from_image_msg, depth_image_msg,
                                              encode_depth, mask_from_image_msg, rgb_from_image_msg, rgb_view,
                                              to_rgb, PointCloudBuilder)
 

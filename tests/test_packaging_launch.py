@@ -21,7 +21,7 @@ from helpers_packaging import (CONFIG_DIR, LAUNCH_DIR, PACKAGE, call_name, conso
 LAUNCH_FILES = sorted(LAUNCH_DIR.glob("*.launch.py"))
 PARAM_FILES = sorted(CONFIG_DIR.glob("*.yaml"))
 NODE_DEFAULTS = declared_node_defaults()
-NO_PARAMS_MODULE = "depth_prior_ros/ros/params.py (DEPTH_NODE_DEFAULTS / PRIOR_NODE_DEFAULTS) is not written yet"
+NO_PARAMS_MODULE = "depth_prior_ros/parameters.py (the parameter spec) is not written yet"
 
 
 def _parse(path):
@@ -130,7 +130,7 @@ def test_default_yaml_is_exactly_the_node_defaults():
     depth_defaults, _ = NODE_DEFAULTS
     written = load_params_file(CONFIG_DIR / "default.yaml")
     assert set(written) == set(depth_defaults), (
-        f"default.yaml vs DEPTH_NODE_DEFAULTS: only in yaml {sorted(set(written) - set(depth_defaults))}, "
+        f"default.yaml vs the depth_node defaults: only in yaml {sorted(set(written) - set(depth_defaults))}, "
         f"only in node {sorted(set(depth_defaults) - set(written))}")
     for name, value in written.items():
         assert value == depth_defaults[name], f"default.yaml {name}={value!r}, node default {depth_defaults[name]!r}"

@@ -14,7 +14,7 @@ CAM = PinholeCamera(K, 640, 360)
 
 
 def test_prior_only_publishes_the_metric_ground_prior():
-    pipe = DepthPipeline(create_backend("prior_only"), PipelineConfig(max_depth=60.0))
+    pipe = DepthPipeline(create_backend("prior_only"), PipelineConfig(max_depth=60.0, inpaint=False))
     T = pose_from_static(1.5, np.radians(2.0))
     result = pipe.process(np.zeros((360, 640, 3), np.uint8), CAM, T)
     expected = ground_depth(K, 640, 360, T, max_depth=60.0)

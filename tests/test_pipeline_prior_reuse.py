@@ -19,7 +19,7 @@ def test_prior_is_reused_while_nothing_changes_and_matches_the_plain_pipeline():
     pose = pose_from_static(1.5, math.radians(2.0))
     first = cached.process(IMAGE, CAMERA, pose)
     again = cached.process(IMAGE, CAMERA, pose_from_static(1.502, math.radians(2.01)))  # within tolerance
-    assert again.prior is first.prior and cached.prior_reuses == 1
+    assert again.prior is first.prior and cached.priors.reuses == 1
     np.testing.assert_array_equal(again.depth, plain.process(IMAGE, CAMERA, pose).depth)
 
     tilted = pose_from_static(1.5, math.radians(4.0))
@@ -30,7 +30,7 @@ def test_prior_is_reused_while_nothing_changes_and_matches_the_plain_pipeline():
     other_camera = CAMERA.resized(160, 90)
     small = cached.process(np.zeros((90, 160, 3), np.uint8), other_camera, tilted)
     assert small.depth.shape == (90, 160) and small.prior is not moved.prior
-    assert cached.compute_prior(other_camera, tilted, inpaint=False) is not small.prior
+    assert cached.priors.prior(other_camera, tilted, inpaint=False) is not small.prior
 
 
 def test_road_mask_priors_are_never_reused():
@@ -38,7 +38,7 @@ def test_road_mask_priors_are_never_reused():
     pose = pose_from_static(1.5, math.radians(2.0))
     mask = np.zeros((180, 320), bool)
     mask[120:, 100:220] = True
-    a = cached.compute_prior(CAMERA, pose, mask)
-    b = cached.compute_prior(CAMERA, pose, mask)
-    assert a is not b and cached.prior_reuses == 0
+    a = cached.priors.prior(CAMERA, pose, mask)
+    b = cached.priors.prior(CAMERA, pose, mask)
+    assert a is not b and cached.priors.reuses == 0
     np.testing.assert_array_equal(a.depth, b.depth)

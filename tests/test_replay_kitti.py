@@ -15,7 +15,7 @@ from depth_prior_ros.replay.frames import FrameOptions, iter_frames
 from depth_prior_ros.replay.ground_truth import lidar_depth
 from depth_prior_ros.replay.metrics import METRIC_NAMES, EvalProtocol, score_frame
 from depth_prior_ros.replay.replay import ReplayConfig, run_replay
-from depth_prior_ros.ros.params import parse_depth_params
+from depth_prior_ros.parameters import parse_depth_params
 
 
 @pytest.fixture(scope="module")

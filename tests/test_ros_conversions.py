@@ -7,12 +7,13 @@ import struct
 import numpy as np
 import pytest
 
+from depth_prior_ros.colorize import colorize_depth, turbo_lut
 from depth_prior_ros.ros.conversions import (ConversionError, PointCloudBuilder, camera_from_info,
                                             camera_from_info_fields, camera_info_msg, camera_info_with_header,
-                                            check_image_layout, colorize_depth, decode_image, depth_from_image_msg,
+                                            check_image_layout, decode_image, depth_from_image_msg,
                                             depth_image_msg, depth_to_points, encode_depth, image_msg,
                                             mask_from_image_msg, pointcloud2_msg, rgb_from_image_msg, rgb_view,
-                                            to_rgb, turbo_lut)
+                                            to_rgb)
 
 pytest.importorskip("sensor_msgs.msg", reason="sensor_msgs (ROS 2 wheels) not installed")
 from sensor_msgs.msg import CameraInfo, Image, PointField  # noqa: E402
@@ -241,7 +242,7 @@ def test_colorize_depth_near_is_warm_far_is_cool_unknown_is_black():
     np.testing.assert_array_equal(rgb[0, 8], turbo_lut()[255])  # nearer than min_depth: clamped
     assert not rgb[0, 5:8].any()                              # NaN, negative, inf: black
     assert rgb[0, 0, 0] > rgb[0, 0, 2] and rgb[0, 3, 2] > rgb[0, 3, 0]
-    with pytest.raises(ConversionError):
+    with pytest.raises(ValueError, match="colour range"):
         colorize_depth(depth, 5.0, 1.0)
 
 
@@ -249,7 +250,7 @@ def test_colorize_does_not_need_matplotlib():
     import subprocess
     import sys
 
-    code = ("import sys, numpy as np; from depth_prior_ros.ros.conversions import colorize_depth; "
+    code = ("import sys, numpy as np; from depth_prior_ros.colorize import colorize_depth; "
             "colorize_depth(np.ones((2, 2), np.float32), 0.5, 80.0); "
             "assert 'matplotlib' not in sys.modules and 'rclpy' not in sys.modules")
     from pathlib import Path

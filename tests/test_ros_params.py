@@ -11,8 +11,11 @@ import numpy as np
 import pytest
 
 from depth_prior_ros.geometry import pose_from_static
-from depth_prior_ros.ros.params import (DEPTH_NODE_DEFAULTS, PARAMETER_DESCRIPTIONS, PRIOR_NODE_DEFAULTS,
-                                       ParameterError, parse_depth_params, parse_prior_params)
+from depth_prior_ros.parameters import (DEPTH_NODE, PRIOR_NODE, SPEC as PARAM_SPEC, ParameterError, node_defaults,
+                                        parse_depth_params, parse_prior_params)
+
+DEPTH_NODE_DEFAULTS, PRIOR_NODE_DEFAULTS = node_defaults(DEPTH_NODE), node_defaults(PRIOR_NODE)
+PARAMETER_DESCRIPTIONS = {p.name: p.description for p in PARAM_SPEC}
 
 # The node interface spec, written out: any change to a name or default must be deliberate.
 SPEC = {
@@ -37,8 +40,8 @@ def test_defaults_follow_the_interface_spec():
 
 
 def test_params_import_without_rclpy():
-    code = ("import sys; import depth_prior_ros.ros.params as p; "
-            "assert 'rclpy' not in sys.modules and 'torch' not in sys.modules; print(len(p.DEPTH_NODE_DEFAULTS))")
+    code = ("import sys; import depth_prior_ros.parameters as p, depth_prior_ros.ros.params; "
+            "assert 'rclpy' not in sys.modules and 'torch' not in sys.modules; print(len(p.node_defaults(p.DEPTH_NODE)))")
     src = str(Path(__file__).resolve().parents[1] / "src")
     out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True,
                          env=dict(os.environ, PYTHONPATH=src))
@@ -121,7 +124,7 @@ def test_qos_profiles_follow_the_parameters():
     pytest.importorskip("rclpy", reason="rclpy (ROS 2 wheels) not installed")
     from rclpy.qos import QoSHistoryPolicy, QoSReliabilityPolicy
 
-    from depth_prior_ros.ros.params import QosSettings
+    from depth_prior_ros.parameters import QosSettings
     from depth_prior_ros.ros.qos import publisher_qos, subscription_qos
 
     default = subscription_qos(parse_depth_params({}).qos)
@@ -133,13 +136,32 @@ def test_qos_profiles_follow_the_parameters():
 
 
 def test_pose_source_says_which_is_used_and_why():
-    from depth_prior_ros.ros.params import PoseSettings
     from depth_prior_ros.ros.pose_source import StaticPoseSource, import_tf2, make_pose_source
 
-    off = make_pose_source(None, PoseSettings(use_tf=False, camera_height=1.2, camera_pitch_deg=3.0))
+    pose = parse_prior_params({"use_tf": False, "camera_height": 1.2, "camera_pitch_deg": 3.0}).pose
+    off = make_pose_source(None, pose)
     assert isinstance(off, StaticPoseSource) and off.kind == "static"
     assert "use_tf is false" in off.description and "height 1.200 m, pitch 3.00 deg" in off.description
     np.testing.assert_allclose(off.lookup("cam", None), pose_from_static(1.2, math.radians(3.0)))
     if import_tf2() is None:  # the PyPI wheels: no tf2_ros, so use_tf falls back and says so
-        fallback = make_pose_source(None, PoseSettings(use_tf=True))
+        fallback = make_pose_source(None, parse_prior_params({"use_tf": True}).pose)
         assert fallback.kind == "static" and "tf2_ros is not installed" in fallback.description
+
+
+def test_generated_files_follow_the_spec():
+    from depth_prior_ros.parameters import generated_files
+
+    stale = [path.name for path, text in generated_files(Path(__file__).resolve().parents[1]).items()
+             if path.read_text(encoding="utf-8") != text]
+    assert not stale, f"{stale} are stale: run python -m depth_prior_ros.parameters --write"
+
+
+def test_core_config_defaults_equal_the_spec():
+    from depth_prior_ros.align import AlignConfig
+    from depth_prior_ros.pipeline import PipelineConfig
+
+    core = {"pipeline": PipelineConfig(), "align": AlignConfig()}
+    for p in PARAM_SPEC:
+        section, field_name = p.target.split(".")
+        if section in core:
+            assert getattr(core[section], field_name) == p.default, f"{p.name}: core default differs from the spec"

@@ -13,7 +13,7 @@ import pytest
 
 from depth_prior_ros.models import create_backend
 from depth_prior_ros.models.base import BackendError
-from depth_prior_ros.ros.params import ParameterError, parse_depth_params
+from depth_prior_ros.parameters import ParameterError, parse_depth_params
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from helpers_errors import assert_one_sentence as one_sentence  # noqa: E402

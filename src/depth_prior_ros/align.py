@@ -12,9 +12,11 @@ Models per prediction kind (p = prediction, y = prior depth):
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
+
+from .depth_range import mask_outside_range
 
 ALIGN_KINDS = ("affine_disparity", "scale_depth", "metric_depth")
 
@@ -41,8 +43,9 @@ class AlignConfig:
 class Alignment:
     """Result of one fit. depth: float32 (H, W) metric, NaN unknown or outside [min_depth, max_depth].
 
-    params: (a, b) for affine_disparity, (s, 0) for scale_depth, (1, 0) for metric_depth.
-    residual: median relative depth error over the consensus set; agreement: inlier fraction.
+    params: (a, b) for affine_disparity, (s, 0) for scale_depth, (1, 0) for metric_depth: what the
+    depth was made with (a stream's temporally filtered params); frame_params: this frame's own fit
+    (None when it failed). residual: median relative depth error over the consensus set.
     """
 
     depth: np.ndarray | None
@@ -53,7 +56,7 @@ class Alignment:
     n_samples: int
     ok: bool
     message: str = ""
-    extras: dict = field(default_factory=dict)
+    frame_params: tuple[float, float] | None = None
 
     @property
     def scale(self) -> float:
@@ -185,21 +188,18 @@ def apply_model(kind: str, prediction: np.ndarray, params, min_depth: float, max
             np.multiply(pred, np.float32(a), out=out)
         else:
             out[...] = pred
-        # One combined test also maps NaN/inf/negative to NaN (comparisons with NaN are False).
-        out[~((out >= min_depth) & (out <= max_depth))] = np.nan
-    return out
+    return mask_outside_range(out, min_depth, max_depth, out=out)
 
 
 def align_to_prior(prediction: np.ndarray, kind: str, prior: np.ndarray, prior_confidence: np.ndarray | None = None,
                    valid: np.ndarray | None = None, config: AlignConfig | None = None,
-                   params_override=None, compute_depth: bool = True) -> Alignment:
+                   compute_depth: bool = True) -> Alignment:
     """Fit the prediction (H, W) to the metric prior (H, W) and return metric depth.
 
     prediction: float (H, W), NaN = unknown; kind: affine_disparity | scale_depth | metric_depth.
     prior: float (H, W) metres, NaN where unknown; prior_confidence: optional (H, W) weights in [0, 1].
     valid: optional bool (H, W) of pixels the network vouches for.
-    params_override: use these params (e.g. from the temporal filter) for the output depth instead of
-    this frame's fit; the fit statistics still describe this frame.
+    compute_depth: False skips applying the fit (a stream applies its filtered params instead).
     """
     config = config or AlignConfig()
     if kind not in ALIGN_KINDS:
@@ -237,13 +237,12 @@ def align_to_prior(prediction: np.ndarray, kind: str, prior: np.ndarray, prior_c
             ok = fraction >= config.min_inlier_fraction
             message = "" if ok else f"only {fraction:.0%} of the prior agrees with the prediction"
 
-    use = params_override if params_override is not None else params
     depth = None
-    if compute_depth and use is not None:
-        depth = apply_model(kind, prediction, use, config.min_depth, config.max_depth)
-    out_params = tuple(float(v) for v in use) if use is not None else (float("nan"), float("nan"))
-    return Alignment(depth, kind, out_params, fraction, residual, n, ok, message,
-                     extras={"frame_params": None if params is None else tuple(float(v) for v in params)})
+    if compute_depth and params is not None:
+        depth = apply_model(kind, prediction, params, config.min_depth, config.max_depth)
+    frame_params = None if params is None else (float(params[0]), float(params[1]))
+    return Alignment(depth, kind, frame_params or (float("nan"), float("nan")), fraction, residual, n, ok, message,
+                     frame_params=frame_params)
 
 
 # --------------------------------------------------------------------------- temporal filter

@@ -12,10 +12,11 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .align import AlignConfig, Alignment, ScaleFilter, align_to_prior, apply_model
+from .depth_range import check_depth_range
 from .geometry.camera import PinholeCamera
 from .models.base import DepthBackend, Prediction
-from .prior.cache import GroundPriorCache
-from .prior.scene import ScenePrior, scene_prior
+from .prior.cache import ScenePriorCache
+from .prior.scene import ScenePrior
 
 
 class FrameError(ValueError):
@@ -24,10 +25,12 @@ class FrameError(ValueError):
 
 @dataclass
 class PipelineConfig:
+    """The core's settings; the node parameters (depth_prior_ros.parameters) carry the same defaults."""
+
     min_depth: float = 0.5
     max_depth: float = 80.0
     prior_mode: str = "scene"       # road | ground | scene
-    inpaint: bool = False           # Telea-fill the prior (for prior-only output; costs a few ms)
+    inpaint: bool = True            # Telea-fill the prior where no layer covers it (without a network only)
     align: AlignConfig = field(default_factory=AlignConfig)
     temporal_filter: bool = True
     filter_alpha: float = 0.3
@@ -35,8 +38,7 @@ class PipelineConfig:
     filter_reset_after: int = 5
 
     def __post_init__(self) -> None:
-        if not 0 <= self.min_depth < self.max_depth:
-            raise ValueError(f"depth range [{self.min_depth}, {self.max_depth}] is empty or negative")
+        check_depth_range(self.min_depth, self.max_depth)
         self.align.min_depth, self.align.max_depth = self.min_depth, self.max_depth
 
 
@@ -57,51 +59,23 @@ class DepthResult:
 
 
 class DepthPipeline:
+    """``backend`` None means no network: the published depth is the scene prior itself."""
+
     def __init__(self, backend: DepthBackend | None = None, config: PipelineConfig | None = None):
         self.backend = backend
         self.config = config or PipelineConfig()
-        self.cache = GroundPriorCache(max_depth=self.config.max_depth)
-        self.filter = ScaleFilter(self.config.filter_alpha, self.config.filter_gate, self.config.filter_reset_after)
+        self.reset()
         self.backend_failures = 0
-        self.prior_reuses = 0
-        self._kept = None  # (ground geometry, inpaint flag, ScenePrior, range-clipped depth)
 
     @property
     def has_network(self) -> bool:
-        return self.backend is not None and getattr(self.backend, "output_kind", None) is not None
+        return self.backend is not None
 
     def reset(self) -> None:
         """Forget all state from earlier frames (new sequence, camera re-mounted)."""
-        self.filter.reset()
-        self.cache = GroundPriorCache(max_depth=self.config.max_depth)
-        self._kept = None
-
-    def compute_prior(self, camera: PinholeCamera, T_ground_from_camera: np.ndarray,
-                      road_mask: np.ndarray | None = None, inpaint: bool | None = None) -> ScenePrior:
-        """Scene prior for this frame. Without a road mask it depends only on camera, pose and config,
-        so it is kept while the ground cache returns the same geometry (a vehicle's usual case: the
-        inpainted prior costs tens of ms at full HD, reusing it costs nothing)."""
-        inpaint = self.config.inpaint if inpaint is None else inpaint
-        geometry = self.cache.get(camera, T_ground_from_camera)
-        if road_mask is None and self._kept is not None and self._kept[0] is geometry and self._kept[1] == inpaint:
-            self.prior_reuses += 1
-            return self._kept[2]
-        prior = scene_prior(camera, T_ground_from_camera, road_mask, mode=self.config.prior_mode,
-                            max_depth=self.config.max_depth, inpaint=inpaint,
-                            ground=geometry.ground, rays_ground=geometry.rays_ground)
-        if road_mask is None:
-            self._kept = (geometry, inpaint, prior, None)
-        return prior
-
-    def _prior_output(self, prior: ScenePrior) -> np.ndarray:
-        """The prior as published depth (clipped to the depth range), computed once per kept prior."""
-        kept = self._kept
-        if kept is not None and kept[2] is prior:
-            if kept[3] is None:
-                self._kept = kept = (*kept[:3], _clip_range(prior.depth, self.config.min_depth,
-                                                            self.config.max_depth))
-            return kept[3]
-        return _clip_range(prior.depth, self.config.min_depth, self.config.max_depth)
+        cfg = self.config
+        self.filter = ScaleFilter(cfg.filter_alpha, cfg.filter_gate, cfg.filter_reset_after)
+        self.priors = ScenePriorCache(cfg.prior_mode, cfg.min_depth, cfg.max_depth)
 
     def process(self, image: np.ndarray, camera: PinholeCamera, T_ground_from_camera: np.ndarray,
                 road_mask: np.ndarray | None = None) -> DepthResult:
@@ -112,8 +86,8 @@ class DepthPipeline:
         timings: dict[str, float] = {}
         t0 = time.perf_counter()
         try:
-            prior = self.compute_prior(camera, T_ground_from_camera, road_mask,
-                                       inpaint=self.config.inpaint and not self.has_network)
+            prior = self.priors.prior(camera, T_ground_from_camera, road_mask,
+                                      inpaint=self.config.inpaint and not self.has_network)
         except ValueError as exc:  # bad pose or mask: this frame only
             raise FrameError(str(exc)) from exc
         t1 = time.perf_counter()
@@ -140,7 +114,7 @@ class DepthPipeline:
             elif error is None:
                 error = f"alignment failed: {alignment.message}"
         if source == "prior":
-            depth = self._prior_output(prior)
+            depth = self.priors.depth_in_range(prior)
         t3 = time.perf_counter()
         timings["align"] = (t3 - t2) * 1e3
         timings["total"] = (t3 - t0) * 1e3
@@ -154,16 +128,9 @@ class DepthPipeline:
                              prediction.valid, cfg.align, compute_depth=not use_filter)
         if not use_filter:
             return fit
-        frame_params = fit.extras["frame_params"] if fit.ok else None
-        params = self.filter.update(frame_params, weight=fit.inlier_fraction)
+        params = self.filter.update(fit.frame_params if fit.ok else None, weight=fit.inlier_fraction)
         if params is not None:
             fit.depth = apply_model(prediction.kind, prediction.values, params, cfg.min_depth, cfg.max_depth)
             fit.params = (float(params[0]), float(params[1]))
         return fit
 
-
-def _clip_range(depth: np.ndarray, min_depth: float, max_depth: float) -> np.ndarray:
-    out = depth.copy()
-    with np.errstate(invalid="ignore"):
-        out[~((out >= min_depth) & (out <= max_depth))] = np.nan
-    return out

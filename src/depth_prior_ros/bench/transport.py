@@ -27,7 +27,7 @@ def make_echo_node(reliability: str = "best_effort", depth: int = 1):
     from rclpy.node import Node
     from sensor_msgs.msg import Image
 
-    from ..ros.params import QosSettings
+    from ..parameters import QosSettings
     from ..ros.qos import publisher_qos, subscription_qos
 
     class EchoNode(Node):

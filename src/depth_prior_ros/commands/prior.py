@@ -59,7 +59,7 @@ def _write_png(path: Path, depth, max_depth: float) -> None:
     import cv2
     import numpy as np
 
-    from ..ros.conversions import colorize_depth
+    from ..colorize import colorize_depth
 
     rgb = colorize_depth(depth, 1.0, max_depth)
     cv2.imwrite(str(path), np.ascontiguousarray(rgb[..., ::-1]))

@@ -1,4 +1,8 @@
-"""Backends register by name; the node and the CLI create them from a name and keyword options."""
+"""Backends register by name; the node and the CLI create them from a name and keyword options.
+
+``NO_NETWORK`` ("prior_only") is a name, not a backend: it asks for no network, so the pipeline
+publishes the metric scene prior itself, and ``create_backend`` returns None for it.
+"""
 from __future__ import annotations
 
 import importlib
@@ -7,11 +11,11 @@ from typing import Callable
 from .base import BackendError, DepthBackend
 
 _FACTORIES: dict[str, Callable[..., DepthBackend]] = {}
+NO_NETWORK = "prior_only"
 
 # Backends that live in optional modules (heavy imports: torch, transformers, diffusers, onnxruntime)
 # are imported only when asked for, so the prior-only node starts in a fraction of a second.
 _LAZY_MODULES = {
-    "prior_only": "depth_prior_ros.models.prior_only",
     "ssd_student": "depth_prior_ros.models.ssd_student",
     "jasmine": "depth_prior_ros.models.jasmine",
     "onnx": "depth_prior_ros.models.onnx_backend",
@@ -29,11 +33,17 @@ def register_backend(name: str):
 
 
 def available_backends() -> list[str]:
-    return sorted(set(_FACTORIES) | set(_LAZY_MODULES))
+    return sorted(set(_FACTORIES) | set(_LAZY_MODULES) | {NO_NETWORK})
 
 
-def create_backend(name: str, **options) -> DepthBackend:
-    """Build a backend by registry name; unknown names and load failures raise BackendError."""
+def create_backend(name: str, **options) -> DepthBackend | None:
+    """Build a backend by registry name (None for NO_NETWORK); unknown names and load failures raise
+    BackendError."""
+    if name == NO_NETWORK:
+        extra = sorted(set(options) - {"weights", "device", "dtype"})
+        if extra:
+            raise BackendError(f"backend '{NO_NETWORK}' runs no network and takes no {', '.join(extra)}")
+        return None
     if name not in _FACTORIES and name in _LAZY_MODULES:
         try:
             importlib.import_module(_LAZY_MODULES[name])

@@ -1,14 +1,19 @@
-"""Keeps the ground depth and ground-frame rays while the camera and its pose stay the same.
+"""Keeps the prior while the camera and its pose stay the same: ground geometry, then the scene prior.
 
 On a vehicle the intrinsics never change and the tf pose changes by millimetres (suspension), so
 recomputing per frame would be waste; a tolerance decides when the pose counts as "the same".
+``ScenePriorCache`` is what the pipeline and prior_node use; ``GroundPriorCache`` is its first layer.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
+from ..depth_range import mask_outside_range
 from ..geometry.camera import PinholeCamera
 from .ground import ground_depth
+from .scene import ScenePrior, scene_prior
 
 
 class GroundGeometry:
@@ -66,3 +71,49 @@ class GroundPriorCache:
         self._entry = GroundGeometry(ground, self._rays, T.copy())
         self.recomputes += 1
         return self._entry
+
+
+@dataclass
+class _KeptPrior:
+    geometry: GroundGeometry
+    inpaint: bool
+    prior: ScenePrior
+    in_range: np.ndarray | None = None  # the prior's depth masked to the depth range, made on first use
+
+
+class ScenePriorCache:
+    """prior(camera, pose, road_mask, inpaint) -> ScenePrior, and its depth masked to the depth range.
+
+    Without a road mask the scene prior depends only on camera, pose and settings, so it is kept while
+    the ground cache returns the same geometry (the inpainted prior costs tens of ms at full HD, reusing
+    it costs nothing). A prior made with a road mask is never kept: the mask changes every frame.
+    """
+
+    def __init__(self, mode: str = "scene", min_depth: float = 0.5, max_depth: float = 80.0):
+        self.mode, self.min_depth, self.max_depth = mode, min_depth, max_depth
+        self.ground = GroundPriorCache(max_depth=max_depth)
+        self._kept: _KeptPrior | None = None
+        self.reuses = 0
+
+    def prior(self, camera: PinholeCamera, T_ground_from_camera: np.ndarray, road_mask: np.ndarray | None = None,
+              inpaint: bool = True) -> ScenePrior:
+        geometry = self.ground.get(camera, T_ground_from_camera)
+        kept = self._kept
+        if road_mask is None and kept is not None and kept.geometry is geometry and kept.inpaint == inpaint:
+            self.reuses += 1
+            return kept.prior
+        prior = scene_prior(camera, T_ground_from_camera, road_mask, mode=self.mode, max_depth=self.max_depth,
+                            inpaint=inpaint, ground=geometry.ground, rays_ground=geometry.rays_ground)
+        if road_mask is None:
+            self._kept = _KeptPrior(geometry, inpaint, prior)
+        return prior
+
+    def depth_in_range(self, prior: ScenePrior) -> np.ndarray:
+        """The prior's depth with NaN outside [min_depth, max_depth]; computed once per kept prior, so
+        treat it as read-only."""
+        kept = self._kept
+        if kept is None or kept.prior is not prior:
+            return mask_outside_range(prior.depth, self.min_depth, self.max_depth)
+        if kept.in_range is None:
+            kept.in_range = mask_outside_range(prior.depth, self.min_depth, self.max_depth)
+        return kept.in_range

@@ -76,7 +76,7 @@ class ReplayConfig:
 
 def node_settings(config: ReplayConfig, backend: BackendSpec, check_files: bool = True):
     """The node's own parsed settings for this backend (so offline == what the node runs)."""
-    from ..ros.params import ParameterError, parse_depth_params
+    from ..parameters import ParameterError, parse_depth_params
 
     values = {**config.node_params, **backend.node_params()}
     try:

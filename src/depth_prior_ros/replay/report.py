@@ -426,7 +426,7 @@ def preview_image(image: np.ndarray, depth: np.ndarray, gt: np.ndarray | None, m
     """image | depth | ground truth | AbsRel error, each resized to ``width`` wide -> uint8 RGB."""
     import cv2
 
-    from ..ros.conversions import colorize_depth
+    from ..colorize import colorize_depth
 
     H, W = depth.shape
     panels = [image, colorize_depth(depth, min_depth, max_depth)]

@@ -1,15 +1,16 @@
-"""The ROS 2 shell: nodes, message conversion, parameters, QoS, pose source, diagnostics.
+"""The ROS 2 shell: nodes, message conversion, inputs, QoS, pose source, diagnostics.
 
-Only ``depth_node``, ``prior_node`` and ``camera_node`` import rclpy at module level; conversions (for
-arrays), params, worker, diagnostics and backend_manager import without ROS, so tools and tests can use
-them anywhere. Modules:
-  conversions      Image / CameraInfo / PointCloud2 <-> numpy, colourised depth
-  params           parameter defaults, descriptions, parsing into typed settings
+Only the nodes and ``inputs`` import rclpy / message packages at module level; conversions (for
+arrays), params, worker, diagnostics, runtime and backend_manager import without ROS, so tools and
+tests can use them anywhere. Each node reads top to bottom in its own file and owns the helpers here:
+  conversions      Image / CameraInfo / PointCloud2 <-> numpy
+  params           rclpy declarations of the parameter spec (depth_prior_ros.parameters)
+  inputs           camera_info and road_mask subscriptions, checked and kept for the worker
   qos              subscription / publisher QoS from the parameters
   pose_source      tf2_ros (when installed) or static extrinsics
   worker           one-slot mailbox with exact frame accounting, worker thread, throttled logs
   backend_manager  network load / warm-up / degrade-to-prior / retry
-  diagnostics      /diagnostics report building
-  camera_node      the shared node shell and run_node()
+  diagnostics      /diagnostics report building and publishing
+  runtime          throttled frame logs, run_node()
   depth_node, prior_node   the executables
 """

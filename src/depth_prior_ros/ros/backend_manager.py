@@ -46,7 +46,8 @@ class BackendManager:
     # ------------------------------------------------------------------ loading
     @property
     def backend(self):
-        """The loaded backend, or None while it is not usable (the pipeline then publishes the prior)."""
+        """The loaded backend, or None without one (no network asked for, or not usable yet): the
+        pipeline then publishes the prior."""
         return self._backend
 
     def load(self, warmup_size: Callable[[float], tuple[int, int] | None], wait_s: float = 5.0) -> bool:
@@ -60,7 +61,7 @@ class BackendManager:
         t0 = time.perf_counter()
         try:
             backend = create_backend(self.name, **self.options)
-            if getattr(backend, "output_kind", None) is not None:
+            if backend is not None:  # None: no network (prior_only), nothing to warm up
                 width, height = warmup_size(wait_s) or DEFAULT_WARMUP_SIZE
                 backend.warmup(int(width), int(height))
         except Exception as exc:  # noqa: BLE001 - every load failure degrades to the prior (policy above)
@@ -132,6 +133,8 @@ class BackendManager:
 
 
 def _describe(backend) -> str:
+    if backend is None:
+        return "no network, publishing the embodied scene prior"
     try:
         info = backend.describe()
     except Exception:  # noqa: BLE001 - a description is only for the log

@@ -1,7 +1,7 @@
-"""sensor_msgs <-> numpy: images, depth images (REP 118), camera_info, PointCloud2, colourised depth.
+"""sensor_msgs <-> numpy: images, depth images (REP 118), camera_info, PointCloud2.
 
-Two layers: pure array functions (``decode_image``, ``encode_depth``, ``depth_to_points``,
-``colorize_depth``...) that take plain fields and need no ROS, and thin message wrappers
+Two layers: pure array functions (``decode_image``, ``encode_depth``, ``depth_to_points``...) that
+take plain fields and need no ROS, and thin message wrappers
 (``*_msg`` / ``*_from_msg``) that import ``sensor_msgs`` lazily. Every rejection is a
 :class:`ConversionError` whose message is one sentence saying what is wrong.
 
@@ -163,14 +163,6 @@ def encode_depth(depth: np.ndarray, encoding: str = "32FC1") -> np.ndarray:
             mm[~((mm > 0) & (mm <= 65535))] = 0  # NaN compares False: unknown -> 0
         return mm.astype(np.uint16)
     raise ConversionError(f"depth encoding {shown_encoding(encoding)} is not supported (use 32FC1 or 16UC1)")
-
-
-def mask_depth_range(depth: np.ndarray, min_depth: float, max_depth: float) -> np.ndarray:
-    """Copy of depth (H, W) with everything outside [min_depth, max_depth] (and NaN/inf) set to NaN."""
-    out = np.array(depth, dtype=np.float32, copy=True)
-    with np.errstate(invalid="ignore"):
-        out[~((out >= min_depth) & (out <= max_depth))] = np.nan
-    return out
 
 
 def image_msg(pixels: np.ndarray, encoding: str, header=None):
@@ -349,43 +341,3 @@ class PointCloudBuilder:
         points = depth_to_points(depth, self.rays(camera), self.decimation)
         colours = None if rgb is None else rgb[::self.decimation, ::self.decimation]
         return pointcloud2_msg(points, header, colours)
-
-
-# --------------------------------------------------------------------------- colourised depth
-def turbo_lut() -> np.ndarray:
-    """Google's Turbo colormap as a (256, 3) uint8 RGB table (OpenCV's built-in COLORMAP_TURBO).
-
-    cv2 is already a dependency of the prior's inpainting, so the node needs no matplotlib; the
-    tests compare this table with matplotlib's.
-    """
-    import cv2
-
-    return cv2.applyColorMap(np.arange(256, dtype=np.uint8)[:, None], cv2.COLORMAP_TURBO)[:, 0, ::-1].copy()
-
-
-def colorize_depth(depth: np.ndarray, min_depth: float, max_depth: float) -> np.ndarray:
-    """Depth (H, W) metres -> uint8 RGB (H, W, 3) for RViz: turbo over inverse depth, black = unknown.
-
-    Inverse depth spreads the colours over the near range where detail matters: min_depth is red,
-    max_depth dark blue; values outside the range are clamped, NaN/inf/<= 0 are black. The index
-    is computed in numpy; the table lookup, channel swap and masking run in OpenCV (about twice as
-    fast as numpy fancy indexing on a full-HD frame).
-    """
-    import cv2
-
-    if not 0 < min_depth < max_depth:
-        raise ConversionError(f"colour range [{min_depth}, {max_depth}] must be positive and increasing")
-    inv_far, inv_near = 1.0 / max_depth, 1.0 / min_depth
-    scale = 255.0 / (inv_near - inv_far)
-    d = np.ascontiguousarray(depth, dtype=np.float32)
-    if d.ndim != 2:
-        raise ConversionError(f"depth must be a 2-D array, got shape {d.shape}")
-    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        x = np.divide(np.float32(scale), d)          # scale / d ...
-        x += np.float32(0.5 - inv_far * scale)       # ... - inv_far * scale, +0.5 to round below
-        np.clip(x, 0.0, 255.0, out=x)
-        known = (d > 0) & (d < np.inf)               # NaN compares False
-        index = x.astype(np.uint8)                   # NaN gives an arbitrary index: masked below
-    bgr = cv2.applyColorMap(index, cv2.COLORMAP_TURBO)
-    rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
-    return cv2.bitwise_and(rgb, rgb, mask=known.view(np.uint8))

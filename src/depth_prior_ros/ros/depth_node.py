@@ -1,5 +1,5 @@
 """depth_node: image + camera_info + pose -> metric depth, its camera_info, colourised depth, points,
-the prior, and /diagnostics (topics and parameters: README / NODES spec).
+the prior, and /diagnostics (topics and parameters: README).
 
 Failure policy:
 - Configuration errors stop the node at start with one sentence naming the parameter and exit status
@@ -10,54 +10,81 @@ Failure policy:
   which the network throws falls back to the prior and marks that diagnostics period ERROR.
 - A bad message (encoding, step, size, camera_info mismatch or invalid, missing pose) drops that frame
   with a throttled warning, a counter per reason and a WARN diagnostic; the node keeps running.
-Frames: the image callback validates in O(1) and hands the newest frame to a one-slot mailbox; the
-worker thread processes it (received = processed + dropped + pending, see worker.py).
+Threading: the executor thread runs the callbacks and the diagnostics timer; they only validate in
+O(1), store and count, and the image callback hands the newest frame to a one-slot mailbox. One worker
+thread does the frame work (pose lookup, prior, network, publishing), so a tf lookup waiting in it
+leaves the executor free to deliver /tf (received = processed + dropped + pending, see worker.py).
 """
 from __future__ import annotations
 
 import sys
 import time
 
+from rclpy.node import Node
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 
-from ..pipeline import FrameError
+from ..colorize import colorize_depth
+from ..parameters import DEPTH_NODE, parse_depth_params
+from ..pipeline import DepthPipeline, FrameError
 from .backend_manager import RETRY_PERIOD_S, BackendManager
-from ..pipeline import DepthPipeline
-from .camera_node import CameraNodeBase, run_node
 from .conversions import (ConversionError, PointCloudBuilder, camera_info_with_header, check_image_layout,
-                          colorize_depth, decode_image, depth_image_msg, image_msg, rgb_view, to_rgb)
-from .diagnostics import DiagnosticReport
-from .params import DEPTH_NODE_DEFAULTS, parse_depth_params
-from .qos import publisher_qos
-from .worker import Frame, FrameDropped
+                          decode_image, depth_image_msg, image_msg, rgb_view, to_rgb)
+from .diagnostics import DiagnosticReport, DiagnosticsPublisher, LatencyStats
+from .inputs import CameraInfoInput, RoadMaskInput
+from .params import declare_and_read
+from .pose_source import make_pose_source, report_pose
+from .qos import publisher_qos, subscription_qos
+from .runtime import FrameLog, run_node
+from .worker import Frame, FrameDropped, FrameMailbox, FrameWorker
 
 DROP_REASONS = ("busy", "invalid_image", "no_camera_info", "invalid_camera_info", "camera_info_mismatch",
                 "no_pose", "road_mask_mismatch", "bad_frame", "error")
 
 
-class DepthNode(CameraNodeBase):
-    NODE_NAME = "depth_node"
-    status_name = "depth"
-    drop_reasons = DROP_REASONS
+class DepthNode(Node):
+    NODE_NAME = DEPTH_NODE
 
     def __init__(self, retry_period: float = RETRY_PERIOD_S, **node_kwargs):
-        super().__init__(self.NODE_NAME, DEPTH_NODE_DEFAULTS, parse_depth_params, **node_kwargs)
-        s = self.settings
+        super().__init__(self.NODE_NAME, **node_kwargs)
+        self.settings = s = parse_depth_params(declare_and_read(self, DEPTH_NODE))
+        self.log = FrameLog(self)
+        self.pose_source = make_pose_source(self, s.pose)
+        self.get_logger().info(f"camera pose from {self.pose_source.description}")
         self.pipeline = DepthPipeline(None, s.pipeline)
         self.backends = BackendManager(s.backend, s.backend_kwargs(), self.get_logger().info,
                                        self.get_logger().error, retry_period)
         self.points = PointCloudBuilder(s.points_decimation)
-        qos = publisher_qos(1)
-        self.pub_depth = self.create_publisher(Image, "depth", qos)
-        self.pub_info = self.create_publisher(CameraInfo, "depth/camera_info", qos)
-        self.pub_colored = self.create_publisher(Image, "depth/colored", qos) if s.publish_colored else None
-        self.pub_points = self.create_publisher(PointCloud2, "depth/points", qos) if s.publish_points else None
-        self.pub_prior = self.create_publisher(Image, "prior/depth", qos) if s.publish_prior else None
-        self.create_subscription(Image, "image", self._on_image, self.sub_qos)
         self._last_result = None
 
+        # inputs
+        qos = subscription_qos(s.qos)
+        self.camera_info = CameraInfoInput(self, qos, self.log.warn)
+        self.road_mask = RoadMaskInput(self, qos, self.log.warn) if s.use_road_mask else None
+        self.create_subscription(Image, "image", self._on_image, qos)
+        # outputs (reliable, keep last 1: best-effort and reliable subscribers both connect)
+        out = publisher_qos(1)
+        self.pub_depth = self.create_publisher(Image, "depth", out)
+        self.pub_info = self.create_publisher(CameraInfo, "depth/camera_info", out)
+        self.pub_colored = self.create_publisher(Image, "depth/colored", out) if s.publish_colored else None
+        self.pub_points = self.create_publisher(PointCloud2, "depth/points", out) if s.publish_points else None
+        self.pub_prior = self.create_publisher(Image, "prior/depth", out) if s.publish_prior else None
+        # frame hand-off, worker and diagnostics
+        self.mailbox = FrameMailbox()
+        self.latency = LatencyStats()
+        self.worker = FrameWorker(self.mailbox, self._process, self.log.dropped, self.log.failed,
+                                  prepare=lambda: self.backends.load(self.camera_info.size),
+                                  idle=lambda: self.backends.maybe_retry(self.camera_info.size),
+                                  name=f"{self.NODE_NAME}_worker")
+        self.diagnostics = DiagnosticsPublisher(self, "depth", s.diagnostics_period, self.mailbox, self.latency,
+                                                DROP_REASONS, self._report)
+        self.context.on_shutdown(self.mailbox.close)  # Ctrl-C: the worker stops before handles go away
+
+    def start(self) -> None:
+        self.worker.start()
+
     def stop(self) -> None:
-        super().stop()
+        self.log.stopping = True
+        self.worker.stop()
         self.backends.stop()
 
     # executor thread: O(1) checks, then the mailbox ------------------------------------------
@@ -65,22 +92,20 @@ class DepthNode(CameraNodeBase):
         received_at = time.perf_counter()
         try:
             check_image_layout(msg.encoding, msg.width, msg.height, msg.step, len(msg.data))
-            info, camera = self.camera_for(msg.width, msg.height)
+            info, camera = self.camera_info.for_image(msg.width, msg.height)
         except ConversionError as exc:
-            return self.reject(FrameDropped("invalid_image", str(exc)))
-        except FrameDropped as drop:
-            return self.reject(drop)
-        self.mailbox.put(Frame(msg, received_at, {"info": info, "camera": camera}))
+            drop = FrameDropped("invalid_image", str(exc))
+        except FrameDropped as dropped:
+            drop = dropped
+        else:
+            self.mailbox.put(Frame(msg, received_at, camera, info))
+            return
+        self.mailbox.reject(drop.reason)
+        self.log.dropped(drop)
 
     # worker thread ----------------------------------------------------------------------------
-    def prepare(self) -> None:
-        self.backends.load(self.camera_size)  # load + warm up before the first frame
-
-    def idle(self) -> None:
-        self.backends.maybe_retry(self.camera_size)
-
-    def handle_frame(self, frame: Frame) -> None:
-        msg, camera, header = frame.msg, frame.extras["camera"], frame.msg.header
+    def _process(self, frame: Frame) -> None:
+        msg, camera, header = frame.msg, frame.camera, frame.msg.header
         t0 = time.perf_counter()
         backend = self.backends.backend
         if backend is not self.pipeline.backend:  # loaded (or re-loaded): start the scale filter afresh
@@ -92,8 +117,8 @@ class DepthNode(CameraNodeBase):
             raise FrameDropped("invalid_image", str(exc)) from exc
         # Without a network only the shape and point colours are read: a view saves a full-frame copy.
         image = to_rgb(pixels, msg.encoding) if self.pipeline.has_network else rgb_view(pixels, msg.encoding)
-        pose = self.pose_for(header)
-        mask = self.road_mask_for(camera)
+        pose = self.pose_source.lookup(header.frame_id, header.stamp)
+        mask = self.road_mask.for_camera(camera) if self.road_mask is not None else None
         t1 = time.perf_counter()
         try:
             result = self.pipeline.process(image, camera, pose, mask)
@@ -101,11 +126,11 @@ class DepthNode(CameraNodeBase):
             raise FrameDropped("bad_frame", str(exc)) from exc
         self.backends.record_frame(result.backend_error)
         if result.backend_error:
-            self.error_throttled("backend", f"backend failed on a frame, published the prior: {result.backend_error}")
+            self.log.error("backend", f"backend failed on a frame, published the prior: {result.backend_error}")
         t2 = time.perf_counter()
-        publish_timings = self._publish(result, frame.extras["info"], camera, header, image)
+        publish_timings = self._publish(result, frame.info, camera, header, image)
         t3 = time.perf_counter()
-        self.hardware_id = header.frame_id
+        self.diagnostics.hardware_id = header.frame_id
         self._last_result = result
         timings = {"queue": (t0 - frame.received_at) * 1e3, "convert_pose": (t1 - t0) * 1e3,
                    "publish": (t3 - t2) * 1e3, "node": (t3 - frame.received_at) * 1e3}
@@ -141,7 +166,11 @@ class DepthNode(CameraNodeBase):
         return timings
 
     # executor thread: diagnostics -------------------------------------------------------------
-    def add_diagnostics(self, report: DiagnosticReport) -> None:
+    def _report(self, report: DiagnosticReport) -> None:
+        self.camera_info.report(report)
+        if self.road_mask is not None:
+            self.road_mask.report(report)
+        report_pose(self.pose_source, report)
         self.backends.report(report)
         result = self._last_result
         report.add("output_source", result.source if result is not None else "none")

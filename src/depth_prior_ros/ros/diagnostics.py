@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import math
 import threading
+import time
 from dataclasses import dataclass, field
+from typing import Callable
 
-from .worker import FrameCounts
+from .worker import FrameCounts, FrameMailbox
 
 OK, WARN, ERROR, STALE = 0, 1, 2, 3
 LEVEL_NAMES = {OK: "OK", WARN: "WARN", ERROR: "ERROR", STALE: "STALE"}
@@ -115,3 +117,40 @@ def to_diagnostic_array(statuses: list[tuple[str, str, DiagnosticReport]], stamp
 def status_values(status) -> dict[str, str]:
     """DiagnosticStatus -> {key: value} (for tools and tests)."""
     return {kv.key: kv.value for kv in status.values}
+
+
+def fully_qualified_name(node) -> str:
+    return f"{node.get_namespace().rstrip('/')}/{node.get_name()}"
+
+
+class DiagnosticsPublisher:
+    """One DiagnosticStatus for a node on /diagnostics every ``period`` s (executor thread): frame
+    accounting and rates, per-stage latency, then what ``add_values(report)`` adds for this node.
+    ``hardware_id`` is the camera's frame_id once a frame was processed."""
+
+    def __init__(self, node, status_name: str, period: float, mailbox: FrameMailbox, latency: LatencyStats,
+                 drop_reasons: tuple[str, ...], add_values: Callable[[DiagnosticReport], None]):
+        from diagnostic_msgs.msg import DiagnosticArray
+
+        from .qos import diagnostics_qos
+
+        self._node, self._mailbox, self._latency = node, mailbox, latency
+        self._name = f"{fully_qualified_name(node)}: {status_name}"
+        self._drop_reasons, self._add_values = drop_reasons, add_values
+        self._previous: tuple[FrameCounts | None, float] = (None, time.monotonic())
+        self.hardware_id = ""
+        self._pub = node.create_publisher(DiagnosticArray, "/diagnostics", diagnostics_qos())
+        node.create_timer(period, self.publish)
+
+    def publish(self) -> None:
+        previous, since = self._previous
+        now, counts = time.monotonic(), self._mailbox.counts()
+        self._previous = (counts, now)
+        report = DiagnosticReport(OK, "")
+        add_frame_values(report, counts, previous, now - since, self._drop_reasons)
+        add_latency_values(report, self._latency.window())
+        self._add_values(report)
+        if report.level == OK:
+            report.message = f"publishing at {report.as_dict().get('rate_out_hz', '0')} Hz"
+        status = (self._name, self.hardware_id or fully_qualified_name(self._node), report)
+        self._pub.publish(to_diagnostic_array([status], self._node.get_clock().now().to_msg()))

@@ -5,7 +5,7 @@ it and put it in /diagnostics. tf2_ros is imported lazily: it is part of every R
 of the PyPI wheels, so without it the static path is used.
 
 A source's ``lookup(frame_id, stamp)`` returns T_ground_from_camera (4, 4), or raises
-:class:`PoseUnavailable` (one sentence) so that frame is dropped and counted.
+:class:`PoseUnavailable` (one sentence), a FrameDropped, so that frame is dropped and counted.
 """
 from __future__ import annotations
 
@@ -14,11 +14,23 @@ import threading
 import numpy as np
 
 from ..geometry.extrinsics import PoseError, check_ground_pose, pose_from_transform, summarize_pose
-from .params import ParameterError, PoseSettings
+from ..parameters import ParameterError, PoseSettings
+from .diagnostics import DiagnosticReport
+from .worker import FrameDropped
 
 
-class PoseUnavailable(RuntimeError):
+class PoseUnavailable(FrameDropped):
     """No usable pose for this frame (tf lookup failed or gave a pose that cannot see the road)."""
+
+    def __init__(self, message: str):
+        super().__init__("no_pose", message)
+
+
+def report_pose(source, report: DiagnosticReport) -> None:
+    """Which pose source is in use, why, and the last pose it gave (diagnostics of both nodes)."""
+    report.add("pose_source", source.kind)
+    report.add("pose_source_detail", source.description)
+    report.add("pose", source.last_summary)
 
 
 def import_tf2():

@@ -4,7 +4,7 @@ Each camera_info (drivers publish one per image, with the image's header) trigge
 that header: ``prior/depth`` (32FC1 metres, NaN unknown), ``prior/mask`` (mono8 source codes:
 0 none, 1 road, 2 ground, 3 vertical surface, 4 inpainted; see depth_prior_ros.prior.SOURCE_NAMES)
 and ``prior/camera_info``. Pose, road mask, frame accounting and /diagnostics work as in depth_node;
-parameters are the geometry / prior / QoS / diagnostics subset (params.PRIOR_NODE_DEFAULTS).
+its parameters are the spec's prior_node subset (depth_prior_ros.parameters).
 """
 from __future__ import annotations
 
@@ -12,58 +12,95 @@ import sys
 import time
 
 import numpy as np
+from rclpy.node import Node
 from sensor_msgs.msg import CameraInfo, Image
 
-from ..pipeline import DepthPipeline
+from ..parameters import PRIOR_NODE, parse_prior_params
+from ..prior.cache import ScenePriorCache
 from ..prior.scene import SOURCE_NONE
-from .camera_node import CameraNodeBase, run_node
-from .conversions import camera_info_with_header, depth_image_msg, image_msg, mask_depth_range
-from .params import PRIOR_NODE_DEFAULTS, parse_prior_params
-from .qos import publisher_qos
-from .worker import Frame, FrameDropped
+from .conversions import camera_info_with_header, depth_image_msg, image_msg
+from .diagnostics import DiagnosticReport, DiagnosticsPublisher, LatencyStats
+from .inputs import CameraInfoInput, RoadMaskInput
+from .params import declare_and_read
+from .pose_source import make_pose_source, report_pose
+from .qos import publisher_qos, subscription_qos
+from .runtime import FrameLog, run_node
+from .worker import Frame, FrameDropped, FrameMailbox, FrameWorker
 
 DROP_REASONS = ("busy", "invalid_camera_info", "no_pose", "road_mask_mismatch", "bad_frame", "error")
 
 
-class PriorNode(CameraNodeBase):
-    NODE_NAME = "prior_node"
-    status_name = "prior"
-    drop_reasons = DROP_REASONS
+class PriorNode(Node):
+    NODE_NAME = PRIOR_NODE
 
     def __init__(self, **node_kwargs):
-        super().__init__(self.NODE_NAME, PRIOR_NODE_DEFAULTS, parse_prior_params, **node_kwargs)
-        self.pipeline = DepthPipeline(None, self.settings.pipeline)  # only its cached prior is used
-        qos = publisher_qos(1)
-        self.pub_depth = self.create_publisher(Image, "prior/depth", qos)
-        self.pub_mask = self.create_publisher(Image, "prior/mask", qos)
-        self.pub_info = self.create_publisher(CameraInfo, "prior/camera_info", qos)
+        super().__init__(self.NODE_NAME, **node_kwargs)
+        self.settings = s = parse_prior_params(declare_and_read(self, PRIOR_NODE))
+        self.log = FrameLog(self)
+        self.pose_source = make_pose_source(self, s.pose)
+        self.get_logger().info(f"camera pose from {self.pose_source.description}")
+        cfg = s.pipeline
+        self.priors = ScenePriorCache(cfg.prior_mode, cfg.min_depth, cfg.max_depth)
 
-    def on_camera_info(self, msg, camera, received_at: float) -> None:
+        # inputs: every camera_info is a frame
+        qos = subscription_qos(s.qos)
+        self.camera_info = CameraInfoInput(self, qos, self.log.warn, on_info=self._on_camera_info)
+        self.road_mask = RoadMaskInput(self, qos, self.log.warn) if s.use_road_mask else None
+        # outputs
+        out = publisher_qos(1)
+        self.pub_depth = self.create_publisher(Image, "prior/depth", out)
+        self.pub_mask = self.create_publisher(Image, "prior/mask", out)
+        self.pub_info = self.create_publisher(CameraInfo, "prior/camera_info", out)
+        # frame hand-off, worker and diagnostics
+        self.mailbox = FrameMailbox()
+        self.latency = LatencyStats()
+        self.worker = FrameWorker(self.mailbox, self._process, self.log.dropped, self.log.failed,
+                                  name=f"{self.NODE_NAME}_worker")
+        self.diagnostics = DiagnosticsPublisher(self, "prior", s.diagnostics_period, self.mailbox, self.latency,
+                                                DROP_REASONS, self._report)
+        self.context.on_shutdown(self.mailbox.close)
+
+    def start(self) -> None:
+        self.worker.start()
+
+    def stop(self) -> None:
+        self.log.stopping = True
+        self.worker.stop()
+
+    # executor thread --------------------------------------------------------------------------
+    def _on_camera_info(self, msg, camera, received_at: float) -> None:
         if camera is None:
-            self.mailbox.reject("invalid_camera_info")  # the warning was logged by the base class
+            self.mailbox.reject("invalid_camera_info")  # CameraInfoInput logged the reason
         else:
-            self.mailbox.put(Frame(msg, received_at, {"camera": camera}))
+            self.mailbox.put(Frame(msg, received_at, camera, msg))
 
-    def handle_frame(self, frame: Frame) -> None:
-        msg, camera, header = frame.msg, frame.extras["camera"], frame.msg.header
+    # worker thread ----------------------------------------------------------------------------
+    def _process(self, frame: Frame) -> None:
+        camera, header = frame.camera, frame.msg.header
         t0 = time.perf_counter()
-        pose = self.pose_for(header)
-        mask = self.road_mask_for(camera)
+        pose = self.pose_source.lookup(header.frame_id, header.stamp)
+        mask = self.road_mask.for_camera(camera) if self.road_mask is not None else None
         try:
-            prior = self.pipeline.compute_prior(camera, pose, mask)
+            prior = self.priors.prior(camera, pose, mask, inpaint=self.settings.pipeline.inpaint)
         except ValueError as exc:  # pose or mask the prior cannot use
             raise FrameDropped("bad_frame", str(exc)) from exc
-        cfg = self.settings.pipeline
-        depth = mask_depth_range(prior.depth, cfg.min_depth, cfg.max_depth)
+        depth = self.priors.depth_in_range(prior)
         source = np.where(np.isnan(depth), np.uint8(SOURCE_NONE), prior.source)
         t1 = time.perf_counter()
         self.pub_depth.publish(depth_image_msg(depth, header, "32FC1"))
         self.pub_mask.publish(image_msg(source, "mono8", header))
-        self.pub_info.publish(camera_info_with_header(msg, header))
+        self.pub_info.publish(camera_info_with_header(frame.info, header))
         t2 = time.perf_counter()
-        self.hardware_id = header.frame_id
+        self.diagnostics.hardware_id = header.frame_id
         self.latency.add({"queue": (t0 - frame.received_at) * 1e3, "prior": (t1 - t0) * 1e3,
                           "publish": (t2 - t1) * 1e3, "node": (t2 - frame.received_at) * 1e3})
+
+    # executor thread: diagnostics -------------------------------------------------------------
+    def _report(self, report: DiagnosticReport) -> None:
+        self.camera_info.report(report)
+        if self.road_mask is not None:
+            self.road_mask.report(report)
+        report_pose(self.pose_source, report)
 
 
 def main(args=None) -> int:

@@ -8,14 +8,13 @@ the node.
 """
 from __future__ import annotations
 
-from .params import QosSettings
+from ..parameters import QosSettings
 
 
-def subscription_qos(settings: QosSettings | None = None):
+def subscription_qos(settings: QosSettings):
     """Sensor-data QoS with the reliability and history depth from the parameters."""
     from rclpy.qos import QoSDurabilityPolicy, QoSHistoryPolicy, QoSProfile, QoSReliabilityPolicy
 
-    settings = settings or QosSettings()
     reliability = (QoSReliabilityPolicy.RELIABLE if settings.reliability == "reliable"
                    else QoSReliabilityPolicy.BEST_EFFORT)
     return QoSProfile(history=QoSHistoryPolicy.KEEP_LAST, depth=max(int(settings.depth), 1),

@@ -11,7 +11,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable
 
 DROP_BUSY = "busy"          # replaced in the mailbox by a newer frame
@@ -29,11 +29,12 @@ class FrameDropped(Exception):
 
 @dataclass
 class Frame:
-    """What the callback hands to the worker: the message plus whatever it looked up cheaply."""
+    """What the callback hands to the worker: the message and the calibration it was checked against."""
 
-    msg: Any
+    msg: Any                              # the image (depth_node) or the camera_info (prior_node)
     received_at: float                    # time.perf_counter() in the callback
-    extras: dict = field(default_factory=dict)
+    camera: Any = None                    # PinholeCamera of the frame
+    info: Any = None                      # the sensor_msgs/CameraInfo it came from
 
 
 @dataclass(frozen=True)

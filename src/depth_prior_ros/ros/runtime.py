@@ -1,0 +1,65 @@
+"""What every node process of the package does around its node: throttled frame logs and run_node."""
+from __future__ import annotations
+
+import sys
+import traceback
+
+from ..parameters import ParameterError
+from .worker import FrameDropped, ThrottledLog
+
+LOG_THROTTLE_S = 5.0
+
+
+class FrameLog:
+    """Throttled log lines for dropped frames and unexpected errors: one throttle per reason, so a
+    flood of one kind of bad frame never hides another kind."""
+
+    def __init__(self, node):
+        self._logger = logger = node.get_logger()
+        self._context = node.context
+        # `warning` is the current name; very old rclpy only has `warn`.
+        self.warn = ThrottledLog(getattr(logger, "warning", None) or logger.warn, LOG_THROTTLE_S)
+        self.error = ThrottledLog(logger.error, LOG_THROTTLE_S)
+        self.stopping = False
+
+    def dropped(self, drop: FrameDropped) -> None:
+        self.warn(drop.reason, f"dropped a frame ({drop.reason}): {drop}")
+
+    def failed(self, exc: Exception) -> None:
+        if self.stopping or not self._context.ok():  # shutting down: publishers may be gone
+            return
+        if self.error(f"error:{type(exc).__name__}", f"unexpected {type(exc).__name__} while processing a frame: {exc}"):
+            self._logger.debug(traceback.format_exc())
+
+
+def run_node(node_class, args=None) -> int:
+    """rclpy.init, build the node, spin until Ctrl-C / SIGTERM / shutdown, clean up. Exit status:
+    0 after a normal shutdown, 2 for a configuration error (one sentence on stderr)."""
+    import rclpy
+
+    try:
+        from rclpy.executors import ExternalShutdownException
+    except ImportError:  # very old rclpy: the exception does not exist, so nothing raises it
+        class ExternalShutdownException(Exception):
+            pass
+
+    rclpy.init(args=args)
+    node = None
+    try:
+        node = node_class()
+        node.start()
+        rclpy.spin(node)
+        return 0
+    except ParameterError as exc:
+        print(f"[{getattr(node_class, 'NODE_NAME', 'node')}] configuration error: {exc}", file=sys.stderr)
+        return 2
+    except (KeyboardInterrupt, ExternalShutdownException):
+        return 0
+    finally:
+        if node is not None:
+            node.stop()
+            node.destroy_node()
+        if hasattr(rclpy, "try_shutdown"):
+            rclpy.try_shutdown()
+        elif rclpy.ok():
+            rclpy.shutdown()
