@@ -29,7 +29,7 @@ say() { printf '[setup_env] %s\n' "$*" >&2; }
 stamp_key() {
     {
         cat "$REPO_ROOT/requirements.txt" "$REPO_ROOT/setup.py" "$REPO_ROOT/setup.cfg" \
-            "$REPO_ROOT/training/pyproject.toml" "${BASH_SOURCE[0]}"
+            "$REPO_ROOT/training/pyproject.toml" "$REPO_ROOT/scripts/build_tf2_msgs.py" "${BASH_SOURCE[0]}"
         printf 'torch-spec=%s\n' "$TORCH_SPEC"
     } | { command -v sha256sum >/dev/null && sha256sum || shasum -a 256; } | cut -d' ' -f1
 }
@@ -71,6 +71,11 @@ fi
 say "installing requirements.txt"
 "${PIP[@]}" install -r "$REPO_ROOT/requirements.txt"
 
+# 2b) tf2_msgs has no wheel: build TFMessage from its definition with the wheels' rosidl generators
+#     (seconds; a no-op where a ROS 2 distribution or an earlier run provides it).
+say "checking tf2_msgs"
+"$VPY" "$REPO_ROOT/scripts/build_tf2_msgs.py" "$VENV"
+
 # 3) the package itself, editable (src layout). setuptools comes from requirements (colcon-core pins it
 #    below 80, as `colcon build --symlink-install` needs), so no isolated build environment is fetched.
 say "installing depth_prior_ros (editable)"
@@ -80,7 +85,7 @@ say "installing depth_prior_training (editable)"
 "${PIP[@]}" install --no-deps --no-build-isolation -e "$REPO_ROOT/training"
 
 # A broken install should fail here, not later inside a test.
-"$VPY" -c 'import depth_prior_ros, torch, numpy, cv2, yaml' \
+"$VPY" -c 'import depth_prior_ros, torch, numpy, cv2, yaml, tf2_msgs.msg' \
     || { say "error: the environment does not import; see the pip output above"; exit 1; }
 [[ -x "$VENV/bin/depth-prior" ]] || { say "error: console script depth-prior was not installed"; exit 1; }
 
