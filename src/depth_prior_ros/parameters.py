@@ -143,6 +143,8 @@ SPEC: tuple[Param, ...] = (
        "outputs", "node.output_encoding", choices=("32FC1", "16UC1")),
     _p("publish_colored", True, "Publish depth/colored (rgb8 turbo colormap) when someone subscribes.", "outputs",
        "node.publish_colored"),
+    _p("colored_max_depth", 0.0, "Depth in metres shown as the far end of depth/colored's colour map (0 = max_depth).",
+       "outputs", "node.colored_max_depth", minimum=0.0),
     _p("publish_points", True, "Publish depth/points (PointCloud2) when someone subscribes.", "outputs",
        "node.publish_points"),
     _p("points_decimation", 4, "Keep every N-th pixel in rows and columns for depth/points.", "outputs",
@@ -210,6 +212,7 @@ class DepthNodeSettings(PriorNodeSettings):
     backend_options: dict
     output_encoding: str
     publish_colored: bool
+    colored_max_depth: float
     publish_points: bool
     points_decimation: int
     publish_prior: bool

@@ -154,7 +154,8 @@ class DepthNode(Node):
         lap("depth")
         # Optional outputs cost only when someone listens.
         if self.pub_colored is not None and self.pub_colored.get_subscription_count() > 0:
-            colored = colorize_depth(result.depth, s.pipeline.min_depth, s.pipeline.max_depth)
+            far = s.colored_max_depth if s.colored_max_depth > s.pipeline.min_depth else s.pipeline.max_depth
+            colored = colorize_depth(result.depth, s.pipeline.min_depth, far)
             self.pub_colored.publish(image_msg(colored, "rgb8", header))
             lap("colored")
         if self.pub_points is not None and self.pub_points.get_subscription_count() > 0:
