@@ -118,7 +118,6 @@ def bench_student(variant: str, device: str, args, work: Path) -> list[Row]:
 
     from depth_prior_ros.models import create_backend
     from depth_prior_ros.models.export import export_onnx
-    from depth_prior_ros.models.ssd_student import save_student
 
     label, sync, rows = MODEL_LABELS[variant], cuda_sync(device), []
     dtypes = ["fp32"] if device == "cpu" else ["fp16"]
@@ -137,7 +136,7 @@ def bench_student(variant: str, device: str, args, work: Path) -> list[Row]:
     if args.onnx:
         cpu = backend if device == "cpu" else create_backend("ssd_student", random_init=True, variant=variant,
                                                              device="cpu")
-        weights = save_student(cpu.net, work / f"{variant}.safetensors")
+        weights = cpu.net.save_pretrained(work / f"{variant}.safetensors")
         width, height = CAMERAS["student"]
         h, w = cpu.network_size(height, width)
         del backend, cpu

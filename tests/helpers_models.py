@@ -34,9 +34,9 @@ def randomize(module, seed: int = 0, std: float = 0.1):
 
 
 def tiny_depth_anything(seed: int = 0):
-    from depth_prior_ros.models.ssd_student import build_model, depth_anything_config
+    from depth_prior_ros.models.depth_anything import DepthAnythingNet, depth_anything_config
 
-    model = build_model(depth_anything_config("vits", **TINY_DA))
+    model = DepthAnythingNet.from_config(depth_anything_config("vits", **TINY_DA)).model
     return randomize(model, seed).eval()
 
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+import re
 
 import numpy as np
 import pytest
@@ -123,6 +124,21 @@ def test_gru_checkpoint_errors_name_file_and_key(tmp_path):
     (folder / "gru.pth").unlink()
     with pytest.raises(BackendError, match="no gru.pth"):
         create_backend("jasmine", weights=str(folder), device="cpu")
+
+
+def test_vae_with_the_old_attention_key_names_loads(tmp_path, pixels):
+    from safetensors.torch import load_file, save_file
+
+    folder = write_jasmine_folder(tmp_path / "J", seed=0)
+    weights = folder / "vae" / "diffusion_pytorch_model.safetensors"
+    old = {"to_q": "query", "to_k": "key", "to_v": "value", "to_out.0": "proj_attn"}
+    state = {re.sub(r"(attentions\.\d+)\.(to_q|to_k|to_v|to_out\.0)\.", lambda m: f"{m[1]}.{old[m[2]]}.", k): v
+             for k, v in load_file(str(weights)).items()}
+    assert any(".proj_attn." in k for k in state)
+    save_file(state, str(weights))
+    with torch.no_grad():
+        got = create_backend("jasmine", weights=str(folder), device="cpu").net(pixels)
+    assert torch.allclose(got, in_memory_depth(pixels), atol=1e-6, rtol=0)
 
 
 def test_unet_wrong_shape_names_file_and_key(tmp_path):

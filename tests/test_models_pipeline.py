@@ -7,10 +7,12 @@ import numpy as np
 import pytest
 
 from depth_prior_ros.geometry import PinholeCamera, pose_from_static
-from depth_prior_ros.models import create_backend
+from depth_prior_ros.models import BackendError, available_backends, create_backend
 from depth_prior_ros.models.export import export_onnx
+from depth_prior_ros.models.registry import NO_NETWORK
 from depth_prior_ros.pipeline import DepthPipeline, PipelineConfig
 
+from helpers_errors import assert_one_sentence
 from helpers_models import KITTI_IMAGE, tiny_depth_anything, write_hf_folder, write_jasmine_folder
 
 
@@ -59,3 +61,14 @@ def test_backend_runs_through_the_pipeline(name, backends, kitti_frame):
     assert finite.any()
     assert np.all((result.depth[finite] >= 0.5) & (result.depth[finite] <= 80.0))
     assert result.source in ("network", "prior")
+
+
+def test_no_network_is_the_absence_of_a_backend(backends):
+    assert NO_NETWORK == "prior_only" and NO_NETWORK in available_backends()
+    assert create_backend(NO_NETWORK) is None
+    assert create_backend(NO_NETWORK, weights="", device="cpu", dtype="fp32") is None
+    for options in ({"weights": "/models/x.pth"}, {"colour": "red"}):
+        with pytest.raises(BackendError) as err:
+            create_backend(NO_NETWORK, **options)
+        assert_one_sentence(err.value)
+    assert all(isinstance(b.output_kind, str) for b in backends.values())

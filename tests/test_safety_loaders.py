@@ -209,7 +209,7 @@ def test_hugging_face_folder_with_auto_map_runs_no_modeling_file(tmp_path, marke
 
 
 def test_card_hf_config_with_remote_code_keys_runs_no_code(tmp_path, marker):
-    from depth_prior_ros.models.ssd_student import depth_anything_config
+    from depth_prior_ros.models.depth_anything import depth_anything_config
 
     hf = depth_anything_config("vits", **hm.TINY_DA).to_dict()
     hf.update(auto_map={"AutoModel": "modeling_evil.Evil"}, trust_remote_code=True)
@@ -227,7 +227,7 @@ OFFLINE_PROBE = textwrap.dedent("""
     from pathlib import Path
     from depth_prior_ros.models import create_backend
     from depth_prior_ros.models.base import BackendError
-    from depth_prior_ros.models.ssd_student import depth_anything_config
+    from depth_prior_ros.models.depth_anything import depth_anything_config
     tmp = Path({tmp!r})
     hf = depth_anything_config("vits", **hm.TINY_DA).to_dict()
     hf.update(json.loads({changes!r}))

@@ -1,7 +1,7 @@
 """Export trained networks in the formats the node loads.
 
 - SSD student -> ``model.safetensors`` + ``model.card.json`` (or ``card.json`` in a folder), written by
-  the node's own ``depth_prior_ros.models.ssd_student.save_student`` so the format cannot drift;
+  the node's own ``depth_prior_ros.models.depth_anything.DepthAnythingNet.save_pretrained`` so the format cannot drift;
   ``create_backend("ssd_student", weights=...)`` loads it.
 - ONNX -> through the node's ``depth-prior export`` machinery (``depth_prior_ros.models.export``).
 """
@@ -30,12 +30,12 @@ def student_card(cfg: dict):
 def export_student(model, folder: str | Path, cfg: dict, name: str = "model.safetensors") -> Path:
     """Write ``folder/name`` + its card; returns the weights path."""
     from depth_prior_ros.models.card import write_card
-    from depth_prior_ros.models.ssd_student import save_student
+    from depth_prior_ros.models.depth_anything import DepthAnythingNet
 
     from .checkpoint import unwrap
 
     folder = Path(folder)
-    path = save_student(unwrap(model), folder / name, student_card(cfg))
+    path = DepthAnythingNet(unwrap(model)).save_pretrained(folder / name, student_card(cfg))
     if name == "model.safetensors":
         # The folder form (folder/card.json) is what the node looks for when given the folder.
         from depth_prior_ros.models.card import find_card

@@ -14,7 +14,6 @@ Export: the released layout (unet/, vae/, gru.pth, empty_text_embed.safetensors,
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import torch
@@ -128,28 +127,16 @@ class JasmineRecipe:
 
     def export(self, folder: str | Path) -> Path:
         """The released Jasmine layout, loadable by ``create_backend("jasmine", weights=folder)``."""
-        from depth_prior_ros.models.card import default_card, write_card
-        from depth_prior_ros.models.jasmine import SD2_SCHEDULER, save_empty_text_embedding
+        from depth_prior_ros.models.card import default_card
 
         from .checkpoint import unwrap
 
-        folder = Path(folder)
-        folder.mkdir(parents=True, exist_ok=True)
-        net = unwrap(self.modules["net"]).net
-        net.unet.save_pretrained(folder / "unet", safe_serialization=True)
-        net.vae.save_pretrained(folder / "vae", safe_serialization=True)
-        if net.gru is not None:
-            torch.save({k: v.detach().cpu() for k, v in net.gru.state_dict().items()}, folder / "gru.pth")
-        save_empty_text_embedding(net.text_embedding, folder / "empty_text_embed.safetensors")
-        (folder / "scheduler").mkdir(exist_ok=True)
-        (folder / "scheduler" / "scheduler_config.json").write_text(
-            json.dumps(dict(SD2_SCHEDULER, _class_name="DDPMScheduler")))
         size = self.cfg.get("data", {}).get("size")
         card = default_card("jasmine").replace(
             input_size=tuple(size) if size else (320, 1024),
             training_data=self.cfg.get("card", {}).get("training_data", str(self.cfg.get("data", {}).get("source"))),
             source="depth_prior_training jasmine recipe")
-        write_card(card, folder / "card.json")
+        folder = unwrap(self.modules["net"]).net.save_pretrained(folder, card)
         if "pose_net" in self.modules:
             from .checkpoint import save_modules
 

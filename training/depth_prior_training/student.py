@@ -1,6 +1,6 @@
 """The SSD student: the Depth Anything architecture of the node's ``ssd_student`` backend.
 
-Built through ``depth_prior_ros.models.ssd_student`` (same transformers module, same checkpoint format),
+Built through ``depth_prior_ros.models.depth_anything`` (same transformers module, same checkpoint format),
 with a forward that also returns the DINOv2 feature maps the semantic loss compares.
 """
 from __future__ import annotations
@@ -18,17 +18,16 @@ def build_student(model_cfg: dict):
     """
     import torch
 
-    from depth_prior_ros.models import ssd_student
+    from depth_prior_ros.models.depth_anything import DepthAnythingNet, card_for_weights, depth_anything_config
 
     if model_cfg.get("init_weights"):
         path = model_cfg["init_weights"]
-        model, _ = ssd_student.load_depth_anything(path, ssd_student.card_for_weights(path, model_cfg.get("variant", "")))
-        return model.train()
+        return DepthAnythingNet.from_pretrained(path, card_for_weights(path, model_cfg.get("variant", ""))).model.train()
     overrides = {k: model_cfg[k] for k in ("hidden_size", "num_hidden_layers", "num_attention_heads", "neck_hidden_sizes",
                                            "fusion_hidden_size", "head_hidden_size", "image_size", "mlp_ratio",
                                            "out_indices") if k in model_cfg}
-    config = ssd_student.depth_anything_config(model_cfg.get("variant", "vits"), **overrides)
-    model = ssd_student.build_model(config).train()
+    config = depth_anything_config(model_cfg.get("variant", "vits"), **overrides)
+    model = DepthAnythingNet.from_config(config).model.train()
     if "init_disparity" in model_cfg:
         with torch.no_grad():
             model.head.conv3.bias.fill_(float(model_cfg["init_disparity"]))

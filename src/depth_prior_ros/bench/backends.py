@@ -161,7 +161,6 @@ def _bench_ssd_student(spec: str, device: str, dtype: str, camera_size: tuple[in
     from ..geometry.extrinsics import pose_from_static
     from ..models.export import export_onnx
     from ..models.registry import create_backend
-    from ..models.ssd_student import save_student
     from ..pipeline import DepthPipeline
     from .core import presets
 
@@ -191,7 +190,7 @@ def _bench_ssd_student(spec: str, device: str, dtype: str, camera_size: tuple[in
     results.rows.append(BackendRow(label, f"PyTorch {dtype} ({device})", f"{width}x{height}", f"{w}x{h}", t_torch,
                                    t_pipe, note=f"{torch_backend.parameter_count() / 1e6:.1f} M parameters"))
 
-    weights = save_student(torch_backend.net, work / f"ssd_student_{variant}.safetensors")
+    weights = torch_backend.net.save_pretrained(work / f"ssd_student_{variant}.safetensors")
     onnx_path = work / f"ssd_student_{variant}_{h}x{w}.onnx"
     report = export_onnx("ssd_student", str(weights), onnx_path, height=h, width=w,
                          options={k: v for k, v in options.items() if k not in ("random_init", "variant", "config")})

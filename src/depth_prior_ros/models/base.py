@@ -40,17 +40,17 @@ class Prediction:
 class DepthBackend(Protocol):
     """What the pipeline needs from a depth network.
 
-    ``name``: registry name; ``output_kind``: one of OUTPUT_KINDS, or ``None`` for a backend that has
-    no network (the pipeline then publishes the metric scene prior itself).
+    ``name``: registry name; ``output_kind``: one of OUTPUT_KINDS. "No network" is no backend at all
+    (``registry.NO_NETWORK``): the pipeline then publishes the metric scene prior itself.
     """
 
     name: str
-    output_kind: str | None
+    output_kind: str
 
-    def predict(self, image: np.ndarray) -> Prediction | None:
-        """image: uint8 RGB (H, W, 3) -> Prediction at (H, W), or None when there is no network."""
+    def predict(self, image: np.ndarray) -> Prediction:
+        """image: uint8 RGB (H, W, 3) -> Prediction at (H, W)."""
 
-    def predict_batch(self, images: list[np.ndarray]) -> list[Prediction | None]:
+    def predict_batch(self, images: list[np.ndarray]) -> list[Prediction]:
         """Several cameras at once (same or different sizes)."""
 
     def warmup(self, width: int, height: int) -> None:
@@ -64,12 +64,12 @@ class BackendBase:
     """Convenience base: batch by looping, no-op warmup."""
 
     name = "base"
-    output_kind: str | None = None
+    output_kind: str  # one of OUTPUT_KINDS, set by each backend
 
-    def predict(self, image: np.ndarray) -> Prediction | None:  # pragma: no cover - abstract
+    def predict(self, image: np.ndarray) -> Prediction:  # pragma: no cover - abstract
         raise NotImplementedError
 
-    def predict_batch(self, images: list[np.ndarray]) -> list[Prediction | None]:
+    def predict_batch(self, images: list[np.ndarray]) -> list[Prediction]:
         return [self.predict(im) for im in images]
 
     def warmup(self, width: int, height: int) -> None:

@@ -8,9 +8,10 @@
 """
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Mapping
+from typing import TYPE_CHECKING, Callable, Mapping, Sequence
 
 from .base import BackendError
 
@@ -35,6 +36,33 @@ def read_state_dict(path: str | Path) -> dict[str, "torch.Tensor"]:
     if p.suffix in PICKLE_SUFFIXES:
         return _flatten_checkpoint(safe_torch_load(p), p)
     raise BackendError(f"{p}: unsupported weights format '{p.suffix}' (use .safetensors, .pth or .pt)")
+
+
+def read_config(folder: Path, what: str) -> tuple[dict, Path]:
+    """(``folder/config.json`` as a dict, its path); missing or malformed is one sentence naming it."""
+    path = folder / "config.json"
+    if not path.is_file():
+        raise BackendError(f"{folder} is missing config.json (expected {what})")
+    try:
+        return json.loads(path.read_text()), path
+    except (OSError, ValueError) as exc:
+        raise BackendError(f"{path} is not valid JSON: {exc}") from None
+
+
+def read_folder_weights(folder: Path, names: Sequence[str]) -> tuple[dict[str, "torch.Tensor"], Path]:
+    """(tensors, the file to name in errors) of the first of ``names`` present in ``folder``; a name
+    ending in ``.index.json`` stands for the shards its ``weight_map`` lists."""
+    for name in names:
+        path = folder / name
+        if path.is_file():
+            files = [path]
+            if name.endswith(".index.json"):
+                files = [folder / s for s in sorted(set(json.loads(path.read_text())["weight_map"].values()))]
+            state: dict = {}
+            for f in files:
+                state.update(read_state_dict(f))
+            return state, path
+    raise BackendError(f"{folder} has no {names[0]}")
 
 
 def safe_torch_load(path: str | Path):

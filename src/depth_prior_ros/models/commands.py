@@ -7,11 +7,20 @@ from __future__ import annotations
 import argparse
 import json
 
+from ..errors import CommandError
+from .base import BackendError
 
-def _command_error(message: str):
-    from depth_prior_ros.cli import CommandError
 
-    return CommandError(message)
+def _one_sentence(command):
+    """A bad file or option (BackendError) ends the command as one sentence with exit status 2."""
+
+    def run(args: argparse.Namespace) -> int:
+        try:
+            return command(args)
+        except BackendError as exc:
+            raise CommandError(str(exc)) from None
+
+    return run
 
 
 def _options(text: str | None) -> dict:
@@ -20,9 +29,9 @@ def _options(text: str | None) -> dict:
     try:
         value = json.loads(text)
     except ValueError as exc:
-        raise _command_error(f"--options must be a JSON object: {exc}") from None
+        raise CommandError(f"--options must be a JSON object: {exc}") from None
     if not isinstance(value, dict):
-        raise _command_error(f"--options must be a JSON object, got {type(value).__name__}")
+        raise CommandError(f"--options must be a JSON object, got {type(value).__name__}")
     return value
 
 
@@ -40,7 +49,7 @@ def register(subparsers) -> None:
     p.add_argument("--options", help='backend options as JSON, e.g. \'{"gru": false}\'')
     p.add_argument("--tolerance", type=float, default=1e-4,
                    help="fail when the max relative error exceeds this (default 1e-4)")
-    p.set_defaults(func=_export)
+    p.set_defaults(func=_one_sentence(_export))
 
     w = subparsers.add_parser("weights", help="fetch, check and list depth network weights")
     ws = w.add_subparsers(dest="weights_command", metavar="ACTION")
@@ -50,13 +59,13 @@ def register(subparsers) -> None:
     f.add_argument("--sha256", help="expected SHA-256 of the (single) file; mismatch -> not kept")
     f.add_argument("--cache", help="cache folder (default $DEPTH_PRIOR_CACHE or ~/.cache/depth_prior_ros/weights)")
     f.add_argument("--timeout", type=float, default=60.0, help="network timeout in seconds")
-    f.set_defaults(func=_fetch)
+    f.set_defaults(func=_one_sentence(_fetch))
 
     c = ws.add_parser("check", help="load weights strictly and print the card and parameter count")
     c.add_argument("path")
     c.add_argument("--backend", choices=["ssd_student", "jasmine", "onnx"], help="default: guessed from the path")
     c.add_argument("--options", help="backend options as JSON")
-    c.set_defaults(func=_check)
+    c.set_defaults(func=_one_sentence(_check))
 
     lst = ws.add_parser("list", help="known checkpoint names for `weights fetch`")
     lst.set_defaults(func=_list)
@@ -70,30 +79,22 @@ def register(subparsers) -> None:
 
 
 def _export(args: argparse.Namespace) -> int:
-    from .base import BackendError
     from .export import export_onnx
 
-    try:
-        report = export_onnx(args.backend, args.weights, args.out, height=args.height, width=args.width,
-                             opset=args.opset, options=_options(args.options))
-    except BackendError as exc:
-        raise _command_error(str(exc)) from None
+    report = export_onnx(args.backend, args.weights, args.out, height=args.height, width=args.width,
+                         opset=args.opset, options=_options(args.options))
     print(report.summary())
     print(f"max_abs_error={report.max_abs_error:.6e} max_rel_error={report.max_rel_error:.6e}")
     if report.max_rel_error > args.tolerance:
-        raise _command_error(f"parity check failed: max relative error {report.max_rel_error:.3e} exceeds "
+        raise CommandError(f"parity check failed: max relative error {report.max_rel_error:.3e} exceeds "
                              f"{args.tolerance:.1e} (the .onnx was kept for inspection)")
     return 0
 
 
 def _fetch(args: argparse.Namespace) -> int:
-    from .base import BackendError
     from .weights import fetch
 
-    try:
-        result = fetch(args.source, cache=args.cache, sha256=args.sha256, timeout=args.timeout)
-    except BackendError as exc:
-        raise _command_error(str(exc)) from None
+    result = fetch(args.source, cache=args.cache, sha256=args.sha256, timeout=args.timeout)
     for path, digest, downloaded in result.files:
         print(f"{'downloaded' if downloaded else 'cached    '} {path}  sha256={digest}")
     if not args.sha256 and all(d for _, _, d in result.files):
@@ -105,13 +106,9 @@ def _fetch(args: argparse.Namespace) -> int:
 
 
 def _check(args: argparse.Namespace) -> int:
-    from .base import BackendError
     from .weights import format_report, inspect_weights
 
-    try:
-        report = inspect_weights(args.path, backend=args.backend, options=_options(args.options))
-    except BackendError as exc:
-        raise _command_error(str(exc)) from None
+    report = inspect_weights(args.path, backend=args.backend, options=_options(args.options))
     print(format_report(report))
     return 0
 
@@ -131,12 +128,12 @@ def _text_embedding(args: argparse.Namespace) -> int:
 
     encoder = Path(args.text_encoder)
     if not (encoder / "config.json").is_file():
-        raise _command_error(f"{encoder} is not a text encoder folder (no config.json)")
+        raise CommandError(f"{encoder} is not a text encoder folder (no config.json)")
     tokenizer = Path(args.tokenizer) if args.tokenizer else encoder.parent / "tokenizer"
     try:
         emb = empty_text_embedding_from_encoder(encoder, tokenizer)
     except OSError as exc:
-        raise _command_error(f"cannot load the text encoder from {encoder}: {str(exc).splitlines()[0]}") from None
+        raise CommandError(f"cannot load the text encoder from {encoder}: {str(exc).splitlines()[0]}") from None
     path = save_empty_text_embedding(emb, args.out)
     print(f"wrote {path} (shape {tuple(emb.shape)})")
     return 0

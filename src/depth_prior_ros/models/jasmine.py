@@ -20,14 +20,19 @@ from __future__ import annotations
 import json
 import logging
 import math
-import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import torch
+from diffusers import AutoencoderKL, AutoencoderTiny, UNet2DConditionModel
+from torch import nn
+
 from .base import BackendError
-from .card import default_card, load_card
-from .checkpoints import load_strict, read_state_dict, safe_torch_load, strip_prefix
+from .card import ModelCard, default_card, load_card, write_card
+from .checkpoints import load_strict, read_config, read_folder_weights, read_state_dict, strip_prefix
 from .registry import register_backend
+from .scale_shift_gru import LINK_MODES, ScaleShiftGRU
 from .torch_backend import TorchDepthBackend
 
 log = logging.getLogger(__name__)
@@ -64,8 +69,6 @@ def sd2_vae_config() -> dict[str, Any]:
 
 def task_embedding(task: str = "depth"):
     """Jasmine's task switcher: one-hot (depth = [0, 1], image = [1, 0]) -> [sin, cos] -> (1, 4)."""
-    import torch
-
     one_hot = torch.tensor([[0.0, 1.0]] if task == "depth" else [[1.0, 0.0]])
     return torch.cat([torch.sin(one_hot), torch.cos(one_hot)], dim=-1)
 
@@ -85,124 +88,167 @@ def x0_from_prediction(prediction, x_t, alpha_bar: float, prediction_type: str):
     raise BackendError(f"unsupported scheduler prediction_type '{prediction_type}'")
 
 
-def _net_module():
-    import torch
-    from torch import nn
+class JasmineNet(nn.Module):
+    """Normalised image (B, 3, H, W) in [-1, 1] -> scale-invariant depth (B, H, W), from the released parts.
 
-    class JasmineNet(nn.Module):
-        """Normalised image (B, 3, H, W) in [-1, 1] -> scale-invariant depth (B, H, W)."""
+    ``schedule``: the DDPM noise schedule (default SD2's); ``timestep``: the one denoising step (default T-1).
+    ``text_embedding_source`` and ``layout`` say where the parts came from (for describe()).
+    """
 
-        def __init__(self, vae, unet, gru, text_embedding, alpha_bar: float, prediction_type: str,
-                     timestep: int, tiny_decoder=None):
-            super().__init__()
-            self.vae, self.unet, self.gru, self.tiny_decoder = vae, unet, gru, tiny_decoder
-            self.alpha_bar, self.prediction_type, self.timestep = float(alpha_bar), prediction_type, int(timestep)
-            self.scaling = float(vae.config.scaling_factor)
-            self.latent_channels = int(vae.config.latent_channels)
-            self.register_buffer("text_embedding", text_embedding.float().clone(), persistent=False)
-            uses_class = unet.config.class_embed_type is not None
-            self.register_buffer("task_embedding", task_embedding("depth") if uses_class else torch.zeros(1, 0),
-                                 persistent=False)
-            self.uses_class_labels = uses_class
+    def __init__(self, vae, unet, gru, text_embedding, schedule: dict | None = None, timestep: int | None = None,
+                 tiny_decoder=None, source: str = "jasmine"):
+        super().__init__()
+        check_unet(unet, vae, source)
+        self.vae, self.unet, self.gru, self.tiny_decoder = vae, unet, gru, tiny_decoder
+        self.schedule = dict(schedule or SD2_SCHEDULER)
+        self.alpha_bar, self.prediction_type, self.timestep = alpha_bar_at(self.schedule, timestep)
+        self.scaling = float(vae.config.scaling_factor)
+        self.latent_channels = int(vae.config.latent_channels)
+        self.register_buffer("text_embedding", text_embedding.float().clone(), persistent=False)
+        self.uses_class_labels = unet.config.class_embed_type is not None
+        self.register_buffer("task_embedding", task_embedding("depth") if self.uses_class_labels else torch.zeros(1, 0),
+                             persistent=False)
+        self.text_embedding_source, self.layout = "zeros", "random_init"
 
-        def encode(self, pixels):
-            """Mean of the VAE posterior, scaled (the released pipeline's encode_rgb)."""
-            h = self.vae.encoder(pixels)
-            if self.vae.quant_conv is not None:
-                h = self.vae.quant_conv(h)
-            return h[:, : self.latent_channels] * self.scaling
+    @property
+    def size_multiple(self) -> int:
+        """Input sides must divide by VAE downsampling x UNet downsampling (64 for SD2)."""
+        return 2 ** (len(self.vae.config.block_out_channels) - 1) * 2 ** (len(self.unet.config.block_out_channels) - 1)
 
-        def decode(self, latent):
-            if self.tiny_decoder is not None:  # TAESD works on scaled latents, outputs [-1, 1]
-                return self.tiny_decoder.decoder(latent)
-            z = latent / self.scaling
-            if self.vae.post_quant_conv is not None:
-                z = self.vae.post_quant_conv(z)
-            return self.vae.decoder(z)
+    @classmethod
+    def from_config(cls, config: dict | None = None, gru: bool = True, link_mode: str = "first",
+                    text_embedding: str = "", timestep: int | None = None) -> "JasmineNet":
+        """Random weights of the published SD2 sizes, or of ``config`` = {"unet": {...}, "vae": {...},
+        "gru_hidden": 64}; ``text_embedding``: a file with the empty-prompt embedding (else zeros)."""
+        config = config or {}
+        unet = UNet2DConditionModel.from_config(config.get("unet", sd2_unet_config())).eval()
+        vae = AutoencoderKL.from_config(config.get("vae", sd2_vae_config())).eval()
+        hidden = int(config.get("gru_hidden", 64))
+        gru_module = ScaleShiftGRU(hidden=hidden, link_mode=link_mode).eval() if gru else None
+        emb, emb_source = load_text_embedding(None, text_embedding or None, int(unet.config.cross_attention_dim))
+        net = cls(vae, unet, gru_module, emb, timestep=timestep)
+        net.text_embedding_source = emb_source
+        return net
 
-        def forward(self, pixels):
-            batch = pixels.shape[0]
-            latent = self.encode(pixels)
-            noisy = torch.zeros_like(latent)  # Jasmine starts from zeros, not noise
-            kwargs = {"class_labels": self.task_embedding.expand(batch, -1)} if self.uses_class_labels else {}
-            out = self.unet(torch.cat([latent, noisy], dim=1), self.timestep,
-                            encoder_hidden_states=self.text_embedding.expand(batch, -1, -1),
-                            return_dict=False, **kwargs)[0]
-            clean = x0_from_prediction(out, noisy, self.alpha_bar, self.prediction_type)
-            decoded = self.decode(clean)
-            if self.gru is None:
-                depth = decoded.mean(dim=1, keepdim=True).clamp(-1.0, 1.0) * 0.5 + 0.5
-            else:
-                depth = self.gru(latent, decoded)
-            return depth[:, 0]
+    @classmethod
+    def from_pretrained(cls, folder: str | Path, gru: bool = True, link_mode: str = "first", text_embedding: str = "",
+                        timestep: int | None = None) -> "JasmineNet":
+        """The released folder (unet/, vae/, gru.pth, optionally scheduler/ and the empty-prompt embedding),
+        every part loaded strictly; a bad file is one BackendError sentence naming it."""
+        folder = Path(folder)
+        if not folder.is_dir():
+            raise BackendError(f"jasmine weights {folder} must be a folder with unet/, vae/ and gru.pth")
+        vae = load_diffusers_folder(AutoencoderKL, folder / "vae", "Stable Diffusion VAE")
+        unet = load_diffusers_folder(UNet2DConditionModel, folder / "unet", "Jasmine UNet")
+        gru_module = None
+        if gru:
+            gru_path = next((folder / n for n in ("gru.pth", "gru.safetensors") if (folder / n).is_file()), None)
+            if gru_path is None:
+                raise BackendError(f"{folder} has no gru.pth (set gru=false to run without the Scale-Shift GRU)")
+            gru_module = load_gru(gru_path, link_mode)
+        emb, emb_source = load_text_embedding(folder, text_embedding or None, int(unet.config.cross_attention_dim))
+        net = cls(vae, unet, gru_module, emb, scheduler_config(folder), timestep, source=str(folder))
+        net.text_embedding_source, net.layout = emb_source, "jasmine_release"
+        return net
 
-    return JasmineNet
+    def save_pretrained(self, folder: str | Path, card: ModelCard | None = None) -> Path:
+        """Write the released layout ``from_pretrained`` reads: unet/, vae/ (and vae_tiny/), gru.pth, the
+        empty-prompt embedding, scheduler/ and card.json (default: the architecture's card)."""
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        self.unet.save_pretrained(folder / "unet", safe_serialization=True)
+        self.vae.save_pretrained(folder / "vae", safe_serialization=True)
+        if self.tiny_decoder is not None:
+            self.tiny_decoder.save_pretrained(folder / "vae_tiny", safe_serialization=True)
+        if self.gru is not None:
+            torch.save({k: v.detach().cpu() for k, v in self.gru.state_dict().items()}, folder / "gru.pth")
+        save_empty_text_embedding(self.text_embedding, folder / EMPTY_TEXT_FILE)
+        (folder / "scheduler").mkdir(exist_ok=True)
+        (folder / "scheduler" / "scheduler_config.json").write_text(
+            json.dumps(dict(self.schedule, _class_name="DDPMScheduler")))
+        write_card((card or default_card("jasmine")).replace(path=None), folder / "card.json")
+        return folder
+
+    def encode(self, pixels):
+        """Mean of the VAE posterior, scaled (the released pipeline's encode_rgb)."""
+        h = self.vae.encoder(pixels)
+        if self.vae.quant_conv is not None:
+            h = self.vae.quant_conv(h)
+        return h[:, : self.latent_channels] * self.scaling
+
+    def decode(self, latent):
+        if self.tiny_decoder is not None:  # TAESD works on scaled latents, outputs [-1, 1]
+            return self.tiny_decoder.decoder(latent)
+        z = latent / self.scaling
+        if self.vae.post_quant_conv is not None:
+            z = self.vae.post_quant_conv(z)
+        return self.vae.decoder(z)
+
+    def forward(self, pixels):
+        batch = pixels.shape[0]
+        latent = self.encode(pixels)
+        noisy = torch.zeros_like(latent)  # Jasmine starts from zeros, not noise
+        kwargs = {"class_labels": self.task_embedding.expand(batch, -1)} if self.uses_class_labels else {}
+        out = self.unet(torch.cat([latent, noisy], dim=1), self.timestep,
+                        encoder_hidden_states=self.text_embedding.expand(batch, -1, -1), return_dict=False, **kwargs)[0]
+        decoded = self.decode(x0_from_prediction(out, noisy, self.alpha_bar, self.prediction_type))
+        if self.gru is None:
+            depth = decoded.mean(dim=1, keepdim=True).clamp(-1.0, 1.0) * 0.5 + 0.5
+        else:
+            depth = self.gru(latent, decoded)
+        return depth[:, 0]
+
+
+def check_unet(unet, vae, source: str) -> None:
+    """The UNet must take image latent + zeros and, if it has a class embedding, Jasmine's 4-d task switcher."""
+    if unet.config.in_channels != 2 * vae.config.latent_channels:
+        raise BackendError(f"{source}: the UNet takes {unet.config.in_channels} input channels but Jasmine feeds "
+                           f"image latent + zeros = {2 * vae.config.latent_channels}")
+    if unet.config.class_embed_type not in (None, "projection"):
+        raise BackendError(f"{source}: UNet class_embed_type '{unet.config.class_embed_type}' is not Jasmine's task "
+                           f"switcher (expected 'projection' or none)")
+    if unet.config.class_embed_type == "projection" and unet.config.projection_class_embeddings_input_dim != 4:
+        raise BackendError(f"{source}: the UNet's task switcher takes "
+                           f"{unet.config.projection_class_embeddings_input_dim} inputs, Jasmine's has 4")
+    if unet.config.class_embed_type is None:
+        log.info("jasmine: the UNet has no class embedding; running without the task switcher input")
 
 
 # ------------------------------------------------------------------------------------------ loading
 
-_LEGACY_ATTENTION = re.compile(r"(?P<path>.*attentions\.\d+)\.(?P<old>query|key|value|proj_attn)\.(?P<p>weight|bias)\Z")
-_LEGACY_NAMES = {"query": "to_q", "key": "to_k", "value": "to_v", "proj_attn": "to_out.0"}
-
-
-def _modernise_keys(state: dict) -> dict:
-    """Old diffusers attention-block names (query/key/value/proj_attn) -> to_q/to_k/to_v/to_out.0."""
-    out = {}
-    for key, value in state.items():
-        m = _LEGACY_ATTENTION.match(key)
-        out[f"{m['path']}.{_LEGACY_NAMES[m['old']]}.{m['p']}" if m else key] = value
-    return out
-
-
-def _weights_file(folder: Path) -> list[Path]:
-    for name in ("diffusion_pytorch_model.safetensors", "diffusion_pytorch_model.fp16.safetensors"):
-        if (folder / name).is_file():
-            return [folder / name]
-    for name in ("diffusion_pytorch_model.safetensors.index.json",
-                 "diffusion_pytorch_model.fp16.safetensors.index.json"):
-        index = folder / name
-        if index.is_file():
-            return [folder / s for s in sorted(set(json.loads(index.read_text())["weight_map"].values()))]
-    for name in ("diffusion_pytorch_model.bin", "diffusion_pytorch_model.fp16.bin"):
-        if (folder / name).is_file():
-            return [folder / name]
-    raise BackendError(f"{folder} has no diffusion_pytorch_model.safetensors")
+# Weight files of a diffusers folder in the order diffusers prefers them.
+DIFFUSERS_WEIGHTS = tuple(f"diffusion_pytorch_model{variant}{suffix}" for suffix in
+                          (".safetensors", ".safetensors.index.json", ".bin") for variant in ("", ".fp16"))
 
 
 def load_diffusers_folder(cls, folder: Path, what: str):
-    """Build ``cls`` from ``folder/config.json`` and load its weights strictly (one-sentence errors)."""
-    import torch
+    """Build ``cls`` from ``folder/config.json`` and load its weights strictly (one-sentence errors).
 
-    config_file = folder / "config.json"
-    if not config_file.is_file():
-        raise BackendError(f"{folder} is missing config.json (expected a diffusers {cls.__name__} folder)")
-    try:
-        config = json.loads(config_file.read_text())
-    except (OSError, ValueError) as exc:
-        raise BackendError(f"{config_file} is not valid JSON: {exc}") from None
+    diffusers' own machinery builds the module without spending time on initial values (every one is
+    overwritten) and renames the attention keys of old checkpoints (query/key/value/proj_attn); reading
+    and the strict comparison stay ours, so that a bad file is one sentence naming it and its first bad key.
+    """
+    from diffusers.models.modeling_utils import no_init_weights
+
+    config, config_file = read_config(folder, f"a diffusers {cls.__name__} folder")
     if config.get("_class_name") not in (None, cls.__name__):
         raise BackendError(f"{config_file} describes a {config.get('_class_name')}, expected {cls.__name__}")
     try:
-        model = cls.from_config(config)
+        with no_init_weights():
+            model = cls.from_config(config)
     except Exception as exc:  # diffusers raises ValueError/TypeError on inconsistent configs
         raise BackendError(f"{config_file} is not a valid {cls.__name__} config: "
                            f"{str(exc).splitlines()[0]}") from None
-    files = _weights_file(folder)
-    state: dict = {}
-    for f in files:
-        state.update(read_state_dict(f))
-    state = _modernise_keys(state)
+    state, source = read_folder_weights(folder, DIFFUSERS_WEIGHTS)
+    model._fix_state_dict_keys_on_load(state)  # diffusers renames old attention keys in place
     state = {k: v.to(torch.float32) if v.is_floating_point() else v for k, v in state.items()}
-    load_strict(model, state, files[0] if len(files) == 1 else folder, what=what)
+    load_strict(model, state, source, what=what)
     return model.eval()
 
 
-def load_gru(path: Path, link_mode: str, heads: int = 4):
+def load_gru(path: Path, link_mode: str, heads: int = 4) -> ScaleShiftGRU:
     """Released ``gru.pth`` -> ScaleShiftGRU (hidden size read off ``project.weight``)."""
-    from .scale_shift_gru import ScaleShiftGRU
-
-    state = read_state_dict(path) if path.suffix == ".safetensors" else _pickle_state(path)
-    state = strip_prefix(state, "module.")
+    state = strip_prefix(read_state_dict(path), "module.")
     # The released GRUFrameWork keeps a reference to the frozen VAE, so its state dict repeats it.
     state = {k: v for k, v in state.items() if not k.startswith("vae.")}
     if "project.weight" not in state:
@@ -214,37 +260,30 @@ def load_gru(path: Path, link_mode: str, heads: int = 4):
     return gru.eval()
 
 
-def _pickle_state(path: Path) -> dict:
-    import torch
-
-    obj = safe_torch_load(path)
-    if isinstance(obj, dict) and isinstance(obj.get("state_dict"), dict):
-        obj = obj["state_dict"]
-    if not isinstance(obj, dict):
-        raise BackendError(f"{path} does not hold a state dict (found {type(obj).__name__})")
-    return {str(k): v for k, v in obj.items() if isinstance(v, torch.Tensor)}
-
-
-def alpha_bar_at(folder: Path | None, timestep: int | None) -> tuple[float, str, int]:
-    """(alpha_bar[t], prediction_type, t) from ``folder/scheduler`` or the SD2 schedule; t defaults to T-1."""
-    from diffusers import DDPMScheduler
-
+def scheduler_config(folder: Path | None) -> dict:
+    """The noise schedule of ``folder/scheduler`` (the keys that define it) over SD2's defaults."""
     config = dict(SD2_SCHEDULER)
     sched_file = folder / "scheduler" / "scheduler_config.json" if folder else None
     if sched_file is not None and sched_file.is_file():
         loaded = json.loads(sched_file.read_text())
         config.update({k: loaded[k] for k in ("num_train_timesteps", "beta_start", "beta_end", "beta_schedule",
                                               "prediction_type", "trained_betas") if k in loaded})
-    scheduler = DDPMScheduler(**config)
+    return config
+
+
+def alpha_bar_at(schedule: dict | None, timestep: int | None) -> tuple[float, str, int]:
+    """(alpha_bar[t], prediction_type, t) of a DDPM ``schedule`` (None: SD2's); t defaults to T-1."""
+    from diffusers import DDPMScheduler
+
+    config = schedule or SD2_SCHEDULER
     t = int(config["num_train_timesteps"] - 1 if timestep is None else timestep)
     if not 0 <= t < config["num_train_timesteps"]:
         raise BackendError(f"timestep {t} is outside the schedule's 0..{config['num_train_timesteps'] - 1}")
-    return float(scheduler.alphas_cumprod[t]), str(config["prediction_type"]), t
+    return float(DDPMScheduler(**config).alphas_cumprod[t]), str(config["prediction_type"]), t
 
 
 def empty_text_embedding_from_encoder(text_encoder_dir: Path, tokenizer_dir: Path | None = None):
     """The empty prompt through a local CLIP text encoder: ids [BOS, EOS], last hidden state (1, 2, C)."""
-    import torch
     from transformers import CLIPTextModel
 
     bos, eos = CLIP_BOS_ID, CLIP_EOS_ID
@@ -267,8 +306,6 @@ def save_empty_text_embedding(embedding, path: str | Path) -> Path:
 
 def load_text_embedding(folder: Path | None, explicit: str | None, cross_attention_dim: int):
     """(embedding (1, T, C), where it came from). Order: option, folder file, folder text encoder, zeros."""
-    import torch
-
     candidates = [Path(explicit)] if explicit else []
     if folder is not None:
         candidates.append(folder / EMPTY_TEXT_FILE)
@@ -295,108 +332,72 @@ def load_text_embedding(folder: Path | None, explicit: str | None, cross_attenti
     return torch.zeros(1, 2, cross_attention_dim), "zeros"
 
 
-def _size_multiple(vae, unet) -> int:
-    """Input sides must divide by VAE downsampling x UNet downsampling (64 for SD2)."""
-    vae_factor = 2 ** (len(vae.config.block_out_channels) - 1)
-    unet_factor = 2 ** (len(unet.config.block_out_channels) - 1)
-    return vae_factor * unet_factor
-
-
 class JasmineBackend(TorchDepthBackend):
     name = "jasmine"
 
 
-_OPTIONS = ("weights", "device", "dtype", "input_size", "tiny_vae", "attention_slicing", "gru", "link_mode",
-            "text_embedding", "timestep", "random_init", "config", "compile")
+@dataclass
+class JasmineOptions:
+    """Options of ``create_backend("jasmine", ...)`` (the node's ``backend_options``).
 
-
-def create_jasmine(weights: str = "", device: str = "auto", dtype: str = "fp32",
-                   input_size: list[int] | None = None, tiny_vae: bool | str = False,
-                   attention_slicing: bool | str | int = False, gru: bool = True, link_mode: str = "",
-                   text_embedding: str = "", timestep: int | None = None, random_init: bool = False,
-                   config: dict | None = None, compile: str | bool = "", **unknown) -> JasmineBackend:
-    """Factory behind ``create_backend("jasmine", ...)``.
-
-    weights: the released folder (unet/, vae/, gru.pth). random_init=True builds the published SD2 sizes
-    (or ``config`` = {"unet": {...}, "vae": {...}, "gru_hidden": 64}) with random weights, for benchmarks.
-    tiny_vae: True -> ``weights/vae_tiny``; a path -> that AutoencoderTiny folder (decoder only).
-    attention_slicing: False | True/"auto" | "max" | int (UNet attention in slices: less memory, slower).
-    gru: False skips the Scale-Shift GRU (channel mean in [0, 1]). link_mode: first | mean (card default).
+    weights: the released folder (unet/, vae/, gru.pth); random_init builds the published SD2 sizes (or
+    ``config``, see JasmineNet.from_config) with random weights, for benchmarks. tiny_vae: True ->
+    ``weights/vae_tiny``; a path -> that AutoencoderTiny folder (decoder only). attention_slicing: False |
+    True/"auto" | "max" | int (UNet attention in slices: less memory, slower). gru: False skips the Scale-Shift
+    GRU (channel mean in [0, 1]). link_mode: first | mean (default: the card's). text_embedding: a file with
+    the empty-prompt embedding. timestep: the denoising step (default T-1).
     """
-    import torch
-    from diffusers import AutoencoderKL, AutoencoderTiny, UNet2DConditionModel
 
-    from .scale_shift_gru import ScaleShiftGRU
+    weights: str = ""
+    device: str = "auto"
+    dtype: str = "fp32"
+    input_size: list[int] | None = None
+    tiny_vae: bool | str = False
+    attention_slicing: bool | str | int = False
+    gru: bool = True
+    link_mode: str = ""
+    text_embedding: str = ""
+    timestep: int | None = None
+    random_init: bool = False
+    config: dict | None = None
+    compile: str | bool = ""
 
-    if unknown:
-        raise BackendError(f"jasmine does not know option(s) {', '.join(sorted(unknown))}; "
-                           f"known: {', '.join(_OPTIONS)}")
-    folder = Path(weights) if weights else None
-    card = load_card(weights, "jasmine") if weights else default_card("jasmine")
-    link = link_mode or str(card.options.get("link_mode", "first"))
-    if link not in ("first", "mean"):
+
+@register_backend("jasmine", JasmineOptions)
+def create_jasmine(options: JasmineOptions) -> JasmineBackend:
+    """Factory behind ``create_backend("jasmine", ...)``."""
+    o = options
+    card = load_card(o.weights, "jasmine") if o.weights else default_card("jasmine")
+    link = o.link_mode or str(card.options.get("link_mode", "first"))
+    if link not in LINK_MODES:
         raise BackendError(f"link_mode must be 'first' or 'mean', got '{link}'")
-    info: dict[str, Any] = {}
-    if folder is not None:
-        if not folder.is_dir():
-            raise BackendError(f"jasmine weights {folder} must be a folder with unet/, vae/ and gru.pth")
-        vae = load_diffusers_folder(AutoencoderKL, folder / "vae", "Stable Diffusion VAE")
-        unet = load_diffusers_folder(UNet2DConditionModel, folder / "unet", "Jasmine UNet")
-        gru_module = None
-        if gru:
-            gru_path = next((folder / n for n in ("gru.pth", "gru.safetensors") if (folder / n).is_file()), None)
-            if gru_path is None:
-                raise BackendError(f"{folder} has no gru.pth (set gru=false to run without the Scale-Shift GRU)")
-            gru_module = load_gru(gru_path, link)
-        info["layout"] = "jasmine_release"
-    elif random_init:
-        cfg = config or {}
-        unet = UNet2DConditionModel.from_config(cfg.get("unet", sd2_unet_config())).eval()
-        vae = AutoencoderKL.from_config(cfg.get("vae", sd2_vae_config())).eval()
-        gru_module = ScaleShiftGRU(hidden=int(cfg.get("gru_hidden", 64)), link_mode=link).eval() if gru else None
-        info["layout"] = "random_init"
+    timestep = None if o.timestep is None else int(o.timestep)
+    if o.weights:
+        net = JasmineNet.from_pretrained(o.weights, o.gru, link, o.text_embedding, timestep)
+    elif o.random_init:
+        net = JasmineNet.from_config(o.config, o.gru, link, o.text_embedding, timestep)
         log.warning("jasmine: random initialisation (no weights) - for tests and benchmarks only")
     else:
         raise BackendError("jasmine needs weights (a folder with unet/, vae/ and gru.pth); set random_init "
                            "only for tests and benchmarks")
-    if unet.config.in_channels != 2 * vae.config.latent_channels:
-        raise BackendError(f"{folder or 'jasmine'}: the UNet takes {unet.config.in_channels} input channels but "
-                           f"Jasmine feeds image latent + zeros = {2 * vae.config.latent_channels}")
-    if unet.config.class_embed_type not in (None, "projection"):
-        raise BackendError(f"{folder or 'jasmine'}: UNet class_embed_type '{unet.config.class_embed_type}' is not "
-                           f"Jasmine's task switcher (expected 'projection' or none)")
-    if unet.config.class_embed_type == "projection" and unet.config.projection_class_embeddings_input_dim != 4:
-        raise BackendError(f"{folder or 'jasmine'}: the UNet's task switcher takes "
-                           f"{unet.config.projection_class_embeddings_input_dim} inputs, Jasmine's has 4")
-    if unet.config.class_embed_type is None:
-        log.info("jasmine: the UNet has no class embedding; running without the task switcher input")
-
-    tiny = None
-    if tiny_vae:
-        tiny_dir = (folder / "vae_tiny") if tiny_vae is True and folder else Path(str(tiny_vae))
-        if tiny_vae is True and folder is None:
+    info: dict[str, Any] = {"layout": net.layout}
+    if o.tiny_vae:
+        if o.tiny_vae is True and not o.weights:
             raise BackendError("tiny_vae=true needs a weights folder with vae_tiny/ (or give its path)")
-        tiny = load_diffusers_folder(AutoencoderTiny, tiny_dir, "tiny VAE (AutoencoderTiny)")
+        tiny_dir = Path(o.weights) / "vae_tiny" if o.tiny_vae is True else Path(str(o.tiny_vae))
+        net.tiny_decoder = load_diffusers_folder(AutoencoderTiny, tiny_dir, "tiny VAE (AutoencoderTiny)")
         info["decoder"] = f"AutoencoderTiny ({tiny_dir})"
-    if attention_slicing:
-        unet.set_attention_slice("auto" if attention_slicing is True else attention_slicing)
-        info["attention_slicing"] = str(attention_slicing)
-
-    emb, emb_source = load_text_embedding(folder, text_embedding or None, int(unet.config.cross_attention_dim))
-    alpha_bar, prediction_type, t = alpha_bar_at(folder, timestep if timestep is None else int(timestep))
-    info.update(text_embedding=emb_source, timestep=t, prediction_type=prediction_type, alpha_bar=alpha_bar,
-                gru="on" if gru_module is not None else "off", link_mode=link)
-
-    multiple = _size_multiple(vae, unet)
-    if input_size is not None:
-        card = card.replace(input_size=(int(input_size[0]), int(input_size[1])))
+    if o.attention_slicing:
+        net.unet.set_attention_slice("auto" if o.attention_slicing is True else o.attention_slicing)
+        info["attention_slicing"] = str(o.attention_slicing)
+    info.update(text_embedding=net.text_embedding_source, timestep=net.timestep, prediction_type=net.prediction_type,
+                alpha_bar=net.alpha_bar, gru="on" if net.gru is not None else "off", link_mode=link)
+    if o.input_size is not None:
+        card = card.replace(input_size=(int(o.input_size[0]), int(o.input_size[1])))
+    multiple = net.size_multiple
     if card.input_size is not None and (card.input_size[0] % multiple or card.input_size[1] % multiple):
         raise BackendError(f"jasmine input size {card.input_size[0]}x{card.input_size[1]} (h x w) must be a multiple "
                            f"of {multiple} on both sides")
     card = card.replace(multiple_of=max(card.multiple_of, multiple))
-    net = _net_module()(vae, unet, gru_module, emb, alpha_bar, prediction_type, t, tiny)
-    return JasmineBackend(net, card, weights=weights, device=device, dtype=dtype, compile=compile,
+    return JasmineBackend(net, card, weights=o.weights, device=o.device, dtype=o.dtype, compile=o.compile,
                           extra_info=info)
-
-
-register_backend("jasmine")(create_jasmine)

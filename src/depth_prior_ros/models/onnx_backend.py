@@ -10,14 +10,16 @@ from __future__ import annotations
 
 import json
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import onnxruntime as ort
 
 from .base import BackendBase, BackendError, Prediction
 from .card import card_from_dict, find_card
-from .preprocess import check_image, network_size, postprocess, preprocess
+from .preprocess import network_size, postprocess, predict_by_size, preprocess
 from .registry import register_backend
 
 log = logging.getLogger(__name__)
@@ -89,8 +91,6 @@ class OnnxBackend(BackendBase):
 
     def __init__(self, weights: str, device: str = "auto", dtype: str = "fp32", providers: list[str] | None = None,
                  threads: int = 0):
-        import onnxruntime as ort
-
         path = Path(weights)
         if not weights or not path.is_file():
             raise BackendError(f"onnx backend needs an existing .onnx file, got '{weights}'")
@@ -144,47 +144,32 @@ class OnnxBackend(BackendBase):
         return self.predict_batch([image])[0]
 
     def predict_batch(self, images: list[np.ndarray]) -> list[Prediction]:
+        return predict_by_size(images, self._predict_same_size, self.output_kind)
+
+    def _predict_same_size(self, images: list[np.ndarray], size: tuple[int, int]) -> np.ndarray:
+        """Same-size images in chunks of the graph's fixed batch (if it has one) -> (B, H, W)."""
         import torch
 
-        groups: dict[tuple[int, int], list[int]] = {}
-        for i, image in enumerate(images):
-            check_image(image)
-            groups.setdefault(image.shape[:2], []).append(i)
-        results: list[Prediction | None] = [None] * len(images)
-        for size, indices in groups.items():
-            step = self.fixed_batch or len(indices)
-            for start in range(0, len(indices), step):
-                chunk = indices[start:start + step]
-                pixels = preprocess([images[i] for i in chunk], self.spec, "cpu").numpy()
-                try:
-                    out = self.run_network(pixels)
-                except Exception as exc:  # onnxruntime's own exception types
-                    raise BackendError(f"onnxruntime failed on a {size[1]}x{size[0]} image: "
-                                       f"{str(exc).splitlines()[0]}") from None
-                values = postprocess(torch.from_numpy(np.ascontiguousarray(out, dtype=np.float32)), size)
-                for i, v in zip(chunk, values):
-                    finite = np.isfinite(v)
-                    results[i] = Prediction(values=v, kind=self.output_kind, valid=None if finite.all() else finite)
-        return results  # type: ignore[return-value]
-
-    def warmup(self, width: int, height: int) -> None:
-        # TensorRT builds its engine on the first run (minutes without the engine cache).
-        self.predict(np.zeros((height, width, 3), dtype=np.uint8))
+        step = self.fixed_batch or len(images)
+        chunks = []
+        for start in range(0, len(images), step):
+            pixels = preprocess(images[start:start + step], self.spec, "cpu").numpy()
+            try:
+                out = self.run_network(pixels)
+            except Exception as exc:  # onnxruntime's own exception types
+                raise BackendError(f"onnxruntime failed on a {size[1]}x{size[0]} image: "
+                                   f"{str(exc).splitlines()[0]}") from None
+            chunks.append(postprocess(torch.from_numpy(np.ascontiguousarray(out, dtype=np.float32)), size))
+        return np.concatenate(chunks)
 
     def parameter_count(self) -> int:
         try:
             import onnx
 
-            model = onnx.load(self.weights, load_external_data=False)
-        except Exception:
+            graph = onnx.load(self.weights, load_external_data=False).graph
+            return sum(int(np.prod(init.dims)) for init in graph.initializer)
+        except Exception:  # noqa: BLE001 - a count is only for the log
             return 0
-        total = 0
-        for init in model.graph.initializer:
-            n = 1
-            for d in init.dims:
-                n *= int(d)
-            total += n
-        return total
 
     def describe(self) -> dict[str, Any]:
         return {"name": self.name, "output_kind": self.output_kind, "weights": self.weights,
@@ -192,19 +177,18 @@ class OnnxBackend(BackendBase):
                 "card": self.card.to_dict(), "card_path": self.card.path}
 
 
-_OPTIONS = ("weights", "device", "dtype", "providers", "threads")
+@dataclass
+class OnnxOptions:
+    """Options of ``create_backend("onnx", ...)``: providers (list, replaces the preference order) and
+    threads (CPU intra-op threads, 0: onnxruntime's default)."""
+
+    weights: str = ""
+    device: str = "auto"
+    dtype: str = "fp32"
+    providers: list[str] | None = None
+    threads: int = 0
 
 
-def create_onnx(weights: str = "", device: str = "auto", dtype: str = "fp32", providers: list[str] | None = None,
-                threads: int = 0, **unknown) -> OnnxBackend:
-    """Factory behind ``create_backend("onnx", ...)``; options: providers (list), threads (CPU intra-op)."""
-    if unknown:
-        raise BackendError(f"onnx does not know option(s) {', '.join(sorted(unknown))}; known: {', '.join(_OPTIONS)}")
-    try:
-        import onnxruntime  # noqa: F401
-    except ImportError as exc:
-        raise BackendError(f"the onnx backend needs onnxruntime: {exc}") from None
-    return OnnxBackend(weights, device=device, dtype=dtype, providers=providers, threads=threads)
-
-
-register_backend("onnx")(create_onnx)
+@register_backend("onnx", OnnxOptions)
+def create_onnx(o: OnnxOptions) -> OnnxBackend:
+    return OnnxBackend(o.weights, device=o.device, dtype=o.dtype, providers=o.providers, threads=o.threads)

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 
-from .base import BackendError
+from .base import BackendError, Prediction
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -128,6 +128,23 @@ def postprocess(output: "torch.Tensor", size: tuple[int, int]) -> np.ndarray:
     if tuple(out.shape[-2:]) != tuple(size):
         out = F.interpolate(out, size=size, mode="bilinear", align_corners=False)
     return out[:, 0].cpu().numpy().astype(np.float32, copy=False)
+
+
+def predict_by_size(images: Sequence[np.ndarray], predict_same_size, kind: str) -> list[Prediction]:
+    """Camera images of any sizes -> Predictions in input order (NaN marks pixels not valid).
+
+    ``predict_same_size(images, (H, W))`` runs each group of same-size images as one batch and returns
+    their float32 values (B, H, W).
+    """
+    groups: dict[tuple[int, int], list[int]] = {}
+    for index, image in enumerate(images):
+        groups.setdefault(check_image(image).shape[:2], []).append(index)
+    results: list = [None] * len(images)
+    for size, indices in groups.items():
+        for i, values in zip(indices, predict_same_size([images[i] for i in indices], size)):
+            finite = np.isfinite(values)
+            results[i] = Prediction(values=values, kind=kind, valid=None if finite.all() else finite)
+    return results
 
 
 def resolve_device(device: str = "auto") -> "torch.device":

@@ -6,7 +6,6 @@ depth-like map (B, h, w), and a model card; everything between camera image and 
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -14,7 +13,8 @@ import numpy as np
 from .base import BackendBase, BackendError, Prediction
 from .card import ModelCard
 from .checkpoints import parameter_count
-from .preprocess import check_image, dtype_name, network_size, postprocess, preprocess, resolve_device, resolve_dtype
+from .preprocess import (dtype_name, network_size, postprocess, predict_by_size, preprocess, resolve_device,
+                         resolve_dtype)
 
 log = logging.getLogger(__name__)
 
@@ -68,16 +68,7 @@ class TorchDepthBackend(BackendBase):
 
     def predict_batch(self, images: list[np.ndarray]) -> list[Prediction]:
         """Same-size images run as one batch; different sizes run in groups, results in input order."""
-        groups: dict[tuple[int, int], list[int]] = {}
-        for index, image in enumerate(images):
-            check_image(image)
-            groups.setdefault(image.shape[:2], []).append(index)
-        results: list[Prediction | None] = [None] * len(images)
-        for size, indices in groups.items():
-            values = self._predict_same_size([images[i] for i in indices], size)
-            for i, v in zip(indices, values):
-                results[i] = self._to_prediction(v)
-        return results  # type: ignore[return-value]
+        return predict_by_size(images, self._predict_same_size, self.output_kind)
 
     def _predict_same_size(self, images: list[np.ndarray], size: tuple[int, int]) -> np.ndarray:
         import torch
@@ -95,10 +86,6 @@ class TorchDepthBackend(BackendBase):
         except RuntimeError as exc:
             raise BackendError(f"{self.name} failed on a {size[1]}x{size[0]} image: "
                                f"{str(exc).splitlines()[0]}") from exc
-
-    def _to_prediction(self, values: np.ndarray) -> Prediction:
-        finite = np.isfinite(values)
-        return Prediction(values=values, kind=self.output_kind, valid=None if finite.all() else finite)
 
     def warmup(self, width: int, height: int) -> None:
         # Two runs: the first allocates/compiles, the second settles cudnn autotuning and CUDA graphs.
@@ -128,7 +115,3 @@ class TorchDepthBackend(BackendBase):
         import torch
 
         return copy.deepcopy(self.net).to("cpu", torch.float32).eval()
-
-
-def weights_label(path: str | Path) -> str:
-    return str(path) if path else "(random initialisation)"

@@ -9,7 +9,7 @@ import torch
 
 from depth_prior_ros.models import BackendError, Prediction, create_backend
 from depth_prior_ros.models import depth_anything_keys as keys
-from depth_prior_ros.models.ssd_student import depth_anything_config, save_student
+from depth_prior_ros.models.depth_anything import DepthAnythingNet, depth_anything_config
 
 from helpers_models import (TINY_DA, random_image, real_image, tiny_depth_anything, write_hf_folder,
                             write_original_pth)
@@ -115,11 +115,9 @@ def test_original_pth_without_card_infers_architecture(tmp_path, tiny_model, pix
     # No card: sizes come from the tensors; the head count is the only thing shapes don't tell, so a
     # model with one head per 64 channels (the DINOv2 rule) loads without any card.
     cfg = depth_anything_config("vits", **dict(TINY_DA, num_attention_heads=1))
-    from depth_prior_ros.models.ssd_student import build_model
-
     from helpers_models import randomize
 
-    model = randomize(build_model(cfg), seed=3).eval()
+    model = randomize(DepthAnythingNet.from_config(cfg).model, seed=3).eval()
     path = write_original_pth(model, tmp_path / "nocard.pth", card=None)
     backend = create_backend("ssd_student", weights=str(path), device="cpu")
     assert backend.describe()["card_path"] == "defaults"
@@ -128,7 +126,7 @@ def test_original_pth_without_card_infers_architecture(tmp_path, tiny_model, pix
 
 
 def test_training_safetensors_with_card_reproduces(tmp_path, tiny_model, pixels):
-    path = save_student(tiny_model, tmp_path / "student.safetensors")
+    path = DepthAnythingNet(tiny_model).save_pretrained(tmp_path / "student.safetensors")
     assert (tmp_path / "student.card.json").is_file()
     backend = create_backend("ssd_student", weights=str(path), device="cpu")
     with torch.no_grad():

@@ -1,7 +1,7 @@
-"""``ssd_student``: the Depth Anything architecture (DINOv2 encoder + DPT head) through transformers.
+"""Depth Anything (DINOv2 encoder + DPT head) through transformers: the ``ssd_student`` backend.
 
-The SSD night/rain student is a Depth Anything ViT-B; the same backend runs ViT-S/B/L, Depth Anything
-v1/v2 relative models and metric models. Weights it loads:
+The SSD night/rain student is a Depth Anything ViT-B; the same network runs ViT-S/B/L, Depth Anything
+v1/v2 relative models and metric models. Weights it loads (``DepthAnythingNet.from_pretrained``):
 
 (a) a Hugging Face model folder: ``config.json`` + ``model.safetensors`` (or an index of shards);
 (b) a released Depth-Anything ``.pth`` state dict (``pretrained.*`` / ``depth_head.*`` keys), read
@@ -18,13 +18,16 @@ import json
 import logging
 import math
 import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from . import depth_anything_keys as keys
 from .base import BackendError
-from .card import ModelCard, default_card, load_card, write_card, card_path_for
-from .checkpoints import load_strict, read_state_dict, strip_prefix
+from .card import ModelCard, card_path_for, default_card, load_card, write_card
+from .checkpoints import load_strict, read_config, read_folder_weights, read_state_dict, strip_prefix
 from .registry import register_backend
 from .torch_backend import TorchDepthBackend
 
@@ -42,6 +45,7 @@ VARIANTS: dict[str, dict[str, Any]] = {
 _VARIANT_BY_HIDDEN = {v["hidden_size"]: name for name, v in VARIANTS.items()}
 # Depth Anything v2 taps intermediate layers instead of the last four (1-based hidden-state indices).
 OUT_INDICES_V2 = {"vits": [3, 6, 9, 12], "vitb": [3, 6, 9, 12], "vitl": [5, 12, 18, 24]}
+HF_WEIGHTS = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin")
 _VARIANT_ALIASES = {"small": "vits", "base": "vitb", "large": "vitl", "vit-s": "vits", "vit-b": "vitb",
                     "vit-l": "vitl", "s": "vits", "b": "vitb", "l": "vitl"}
 
@@ -138,8 +142,6 @@ def _config_from_card(hf_config: dict, source: str):
 
 def config_for_state(state: dict, card: ModelCard, source: str, name=lambda hub_key: hub_key):
     """DepthAnythingConfig for a hub-named state dict: the card's hf_config, else shapes + card options."""
-    from transformers import DepthAnythingConfig
-
     opts = card.options
     if isinstance(opts.get("hf_config"), dict):
         return _config_from_card(opts["hf_config"], source)
@@ -156,95 +158,22 @@ def config_for_state(state: dict, card: ModelCard, source: str, name=lambda hub_
         max_depth=opts.get("max_depth", 80.0 if metric else None), **arch)
 
 
-def wrap_depth_anything(model):
-    """The transformers model as a module mapping normalised pixels (B, 3, h, w) -> depth-like (B, h, w)."""
-    import torch
-
-    class DepthAnythingNet(torch.nn.Module):
-        def __init__(self, inner):
-            super().__init__()
-            self.model = inner
-
-        def forward(self, pixels):
-            return self.model(pixel_values=pixels, return_dict=True).predicted_depth
-
-    return DepthAnythingNet(model)
-
-
-def build_model(config):
-    from transformers import DepthAnythingForDepthEstimation
-
-    return DepthAnythingForDepthEstimation(config).eval()
-
-
 def _read_hf_folder(folder: Path) -> tuple[Any, dict, Path]:
     """(config, state dict, the weights file to name in errors) of a Hugging Face model folder."""
     from transformers import DepthAnythingConfig
 
-    config_file = folder / "config.json"
-    if not config_file.is_file():
-        raise BackendError(f"{folder} is not a Hugging Face model folder (no config.json)")
-    try:
-        model_type = json.loads(config_file.read_text()).get("model_type")
-    except (OSError, ValueError) as exc:
-        raise BackendError(f"{config_file} is not valid JSON: {exc}") from None
+    model_type = read_config(folder, "a Hugging Face model folder")[0].get("model_type")
     if model_type != "depth_anything":
-        raise BackendError(f"{config_file} describes a '{model_type}' model, not depth_anything")
-    config = DepthAnythingConfig.from_pretrained(str(folder), local_files_only=True)
-    single = folder / "model.safetensors"
-    index = folder / "model.safetensors.index.json"
-    if single.is_file():
-        return config, read_state_dict(single), single
-    if index.is_file():
-        shards = sorted(set(json.loads(index.read_text())["weight_map"].values()))
-        state = {}
-        for shard in shards:
-            state.update(read_state_dict(folder / shard))
-        return config, state, index
-    if (folder / "pytorch_model.bin").is_file():
-        return config, read_state_dict(folder / "pytorch_model.bin"), folder / "pytorch_model.bin"
-    raise BackendError(f"{folder} has a config.json but no model.safetensors")
-
-
-def load_depth_anything(weights: str | Path, card: ModelCard):
-    """Build the transformers model and load ``weights`` strictly; returns (model, description dict)."""
-    path = Path(weights)
-    if not path.exists():
-        raise BackendError(f"weights {path} do not exist")
-    if path.is_dir():
-        config, state, source = _read_hf_folder(path)
-        layout = "huggingface_folder"
-    else:
-        state = strip_prefix(strip_prefix(read_state_dict(path), "module."), "model.")
-        layout = "depth_anything_original" if keys.is_original_layout(state) else "transformers_state_dict"
-        source = path
-        config = None
-    original = layout == "depth_anything_original"
-    file_uses_proj_names = keys.module_uses_proj_names(state.keys())
-    state = keys.original_to_hub(state, str(source)) if original else keys.to_hub_names(state)
-
-    def name_in_file(hub_key: str) -> str:
-        """A hub key as the user's file spells it (for error messages)."""
-        if original:
-            return keys.hub_key_to_original(hub_key)
-        return keys.hub_key_to_module(hub_key, file_uses_proj_names)
-
-    if config is None:
-        config = config_for_state(state, card, str(source), name_in_file)
-    model = build_model(config)
-    proj_names = keys.module_uses_proj_names(model.state_dict().keys())
-    module_state = {keys.hub_key_to_module(k, proj_names): v for k, v in state.items()}
-
-    load_strict(model, module_state, source, original_name=lambda k: name_in_file(keys.module_key_to_hub(k)),
-                what=f"Depth Anything {_variant_label(config)} model")
-    return model, {"layout": layout}
+        raise BackendError(f"{folder / 'config.json'} describes a '{model_type}' model, not depth_anything")
+    state, source = read_folder_weights(folder, HF_WEIGHTS)
+    return DepthAnythingConfig.from_pretrained(str(folder), local_files_only=True), state, source
 
 
 def _variant_label(config) -> str:
     return _VARIANT_BY_HIDDEN.get(config.backbone_config.hidden_size, f"hidden-{config.backbone_config.hidden_size}")
 
 
-def card_for_weights(weights: str, variant: str = "") -> ModelCard:
+def card_for_weights(weights: str | Path, variant: str = "") -> ModelCard:
     card = load_card(weights, "depth_anything", canonical_variant(variant))
     if card.path is None and weights and Path(weights).is_dir():
         # An HF folder knows whether it is metric; the default card would call it relative.
@@ -259,62 +188,119 @@ def card_for_weights(weights: str, variant: str = "") -> ModelCard:
     return card
 
 
+class DepthAnythingNet(torch.nn.Module):
+    """transformers' DepthAnythingForDepthEstimation (``model``) as normalised pixels (B, 3, h, w) ->
+    depth-like values (B, h, w); ``layout`` says which of the weight formats it was loaded from."""
+
+    def __init__(self, model, layout: str = "random_init"):
+        super().__init__()
+        self.model = model
+        self.layout = layout
+
+    @property
+    def config(self):
+        return self.model.config
+
+    def forward(self, pixels):
+        return self.model(pixel_values=pixels, return_dict=True).predicted_depth
+
+    @classmethod
+    def from_config(cls, config) -> "DepthAnythingNet":
+        """Random initial weights of the architecture ``config`` (a DepthAnythingConfig) describes."""
+        from transformers import DepthAnythingForDepthEstimation
+
+        return cls(DepthAnythingForDepthEstimation(config).eval())
+
+    @classmethod
+    def from_pretrained(cls, weights: str | Path, card: ModelCard | None = None) -> "DepthAnythingNet":
+        """Build the network for local ``weights`` (any of the three formats) and load them strictly;
+        ``card`` defaults to the one beside the weights. A bad file is one BackendError sentence."""
+        path = Path(weights)
+        if not path.exists():
+            raise BackendError(f"weights {path} do not exist")
+        card = card or card_for_weights(path)
+        if path.is_dir():
+            config, state, source = _read_hf_folder(path)
+            layout = "huggingface_folder"
+        else:
+            state = strip_prefix(strip_prefix(read_state_dict(path), "module."), "model.")
+            layout = "depth_anything_original" if keys.is_original_layout(state) else "transformers_state_dict"
+            source, config = path, None
+        original = layout == "depth_anything_original"
+        file_uses_proj_names = keys.module_uses_proj_names(state.keys())
+        state = keys.original_to_hub(state, str(source)) if original else keys.to_hub_names(state)
+
+        def name_in_file(hub_key: str) -> str:
+            """A hub key as the user's file spells it (for error messages)."""
+            return keys.hub_key_to_original(hub_key) if original else keys.hub_key_to_module(hub_key,
+                                                                                              file_uses_proj_names)
+
+        net = cls.from_config(config or config_for_state(state, card, str(source), name_in_file))
+        net.layout = layout
+        proj_names = keys.module_uses_proj_names(net.model.state_dict().keys())
+        module_state = {keys.hub_key_to_module(k, proj_names): v for k, v in state.items()}
+        load_strict(net.model, module_state, source, original_name=lambda k: name_in_file(keys.module_key_to_hub(k)),
+                    what=f"Depth Anything {_variant_label(net.config)} model")
+        return net
+
+    def save_pretrained(self, path: str | Path, card: ModelCard | None = None) -> Path:
+        """Write format (c): ``path`` (.safetensors of the transformers module's state dict) and, beside it,
+        ``card`` (default: the architecture's) with the full config in ``options.hf_config``."""
+        from safetensors.torch import save_file
+
+        p = Path(path)
+        p.parent.mkdir(parents=True, exist_ok=True)
+        save_file({k: v.detach().contiguous().cpu() for k, v in self.model.state_dict().items()}, str(p))
+        card = card or default_card("depth_anything", _variant_label(self.config))
+        options = dict(card.options, hf_config=self.config.to_dict())
+        write_card(card.replace(options=options, path=None), card_path_for(p))
+        return p
+
+
+@dataclass
+class DepthAnythingOptions:
+    """Options of ``create_backend("ssd_student", ...)`` (the node's ``backend_options``).
+
+    weights: HF folder | original .pth | .safetensors (+ card); empty only with random_init (benchmarks and
+    tests: the published ``variant`` sizes, or ``config`` overrides, random weights). input_size [h, w] /
+    short_side override the card's network input size.
+    """
+
+    weights: str = ""
+    device: str = "auto"
+    dtype: str = "fp32"
+    variant: str = ""
+    random_init: bool = False
+    config: dict | None = None
+    compile: str | bool = ""
+    input_size: list[int] | None = None
+    short_side: int | None = None
+
+
 class SSDStudentBackend(TorchDepthBackend):
     name = "ssd_student"
 
 
-def save_student(model, path: str | Path, card: ModelCard | None = None) -> Path:
-    """Write format (c): ``path`` (.safetensors of the module's state dict) + ``path``'s card with the config."""
-    from safetensors.torch import save_file
-
-    p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    inner = getattr(model, "model", model)
-    save_file({k: v.detach().contiguous().cpu() for k, v in inner.state_dict().items()}, str(p))
-    card = card or default_card("depth_anything", _variant_label(inner.config))
-    options = dict(card.options)
-    options["hf_config"] = inner.config.to_dict()
-    write_card(card.replace(options=options, path=None), card_path_for(p))
-    return p
-
-
-_OPTIONS = ("weights", "device", "dtype", "variant", "random_init", "config", "compile", "input_size",
-            "short_side")
-
-
-def create_ssd_student(weights: str = "", device: str = "auto", dtype: str = "fp32", variant: str = "",
-                       random_init: bool = False, config: dict | None = None, compile: str | bool = "",
-                       input_size: list[int] | None = None, short_side: int | None = None,
-                       **unknown) -> SSDStudentBackend:
-    """Factory behind ``create_backend("ssd_student", ...)``.
-
-    weights: HF folder | original .pth | .safetensors (+ card); empty only with random_init=True
-    (benchmarks/tests: the published ``variant`` sizes, or ``config`` overrides, random weights).
-    input_size [h, w] / short_side override the card's network input size.
-    """
-    if unknown:
-        raise BackendError(f"ssd_student does not know option(s) {', '.join(sorted(unknown))}; "
-                           f"known: {', '.join(_OPTIONS)}")
-    if weights:
-        card = card_for_weights(weights, variant)
-        model, info = load_depth_anything(weights, card)
-    elif random_init:
-        card = default_card("depth_anything", canonical_variant(variant) or "vitb")
-        model = build_model(depth_anything_config(card.variant, **(config or {})))
-        info = {"layout": "random_init"}
+@register_backend("ssd_student", DepthAnythingOptions)
+def create_ssd_student(options: DepthAnythingOptions) -> SSDStudentBackend:
+    """Factory behind ``create_backend("ssd_student", ...)``."""
+    o = options
+    if o.weights:
+        card = card_for_weights(o.weights, o.variant)
+        net = DepthAnythingNet.from_pretrained(o.weights, card)
+    elif o.random_init:
+        card = default_card("depth_anything", canonical_variant(o.variant) or "vitb")
+        net = DepthAnythingNet.from_config(depth_anything_config(card.variant, **(o.config or {})))
         log.warning("ssd_student: random initialisation (no weights) - for tests and benchmarks only")
     else:
         raise BackendError("ssd_student needs weights (a Hugging Face folder, a Depth-Anything .pth or a "
                            ".safetensors with its card); set random_init only for tests and benchmarks")
-    if input_size is not None:
-        card = card.replace(input_size=(int(input_size[0]), int(input_size[1])))
-    if short_side is not None:
-        card = card.replace(short_side=int(short_side), input_size=None)
-    info["variant"] = _variant_label(model.config)
+    if o.input_size is not None:
+        card = card.replace(input_size=(int(o.input_size[0]), int(o.input_size[1])))
+    if o.short_side is not None:
+        card = card.replace(short_side=int(o.short_side), input_size=None)
+    info = {"layout": net.layout, "variant": _variant_label(net.config)}
     if card.path is None:
         card = card.replace(variant=info["variant"])
-    return SSDStudentBackend(wrap_depth_anything(model), card, weights=weights, device=device, dtype=dtype,
-                             compile=compile, extra_info=info)
-
-
-register_backend("ssd_student")(create_ssd_student)
+    return SSDStudentBackend(net, card, weights=o.weights, device=o.device, dtype=o.dtype, compile=o.compile,
+                             extra_info=info)
