@@ -5,7 +5,8 @@ import pytest
 from helpers_replay import LIVE_DOMAIN, count_messages, make_synth_bags, read_metrics
 
 from depth_prior_ros.replay.live import choose_domain_id
-from depth_prior_ros.replay.replay import BackendSpec, ReplayConfig, ReplayError, run_replay
+from depth_prior_ros.replay.config import BackendSpec
+from depth_prior_ros.replay.replay import ReplayConfig, ReplayError, run_replay
 
 pytestmark = pytest.mark.ros
 

@@ -105,7 +105,7 @@ def _protocol(args, bags: list[Path]):
 
 
 def _backends(args) -> list:
-    from .replay import BackendSpec
+    from .config import BackendSpec
 
     try:
         options = json.loads(args.backend_options)
@@ -297,7 +297,7 @@ def _register_demo(sub) -> None:
 def run_demo_command(args) -> int:
     from .bag_io import BagError
     from .demo import DemoOptions, run_demo
-    from .replay import BackendSpec, ReplayError
+    from .config import BackendSpec, ReplayError
 
     if args.frames < 1:
         raise _error("--frames must be at least 1")

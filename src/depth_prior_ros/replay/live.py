@@ -32,8 +32,9 @@ import numpy as np
 
 from ..geometry.extrinsics import PoseSummary, summarize_pose
 from ..processes import stop_gently
+from .config import BackendSpec, ReplayConfig, ReplayError, condition_for, node_settings
 from .frames import Frame, iter_frames
-from .replay import BackendSpec, Recorder, ReplayConfig, ReplayError, condition_for, node_settings
+from .recorder import Recorder
 
 DOMAIN_ENV = "DEPTH_PRIOR_DOMAIN_ID"
 DEFAULT_DOMAIN_RANGE = (120, 149)
