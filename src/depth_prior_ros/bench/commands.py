@@ -131,7 +131,7 @@ def _bench(args: argparse.Namespace) -> int:
             raise _command_error(f"transport benchmark: {exc}") from None
         notes.append(f"transport runs used ROS_DOMAIN_ID={domain}.")
     if "backends" in sections:
-        from .backends import run_backends
+        from .models import run_backends
 
         backends = run_backends(device=args.device, quick=args.quick,
                                 models=tuple(args.models) if args.models else None, progress=progress)
