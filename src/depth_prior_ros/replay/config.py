@@ -47,7 +47,7 @@ class ReplayConfig:
     live: bool = False
     rate: float | None = None             # Hz; None = the recorded image timing
     lockstep: bool = False                # wait for each depth image (or frame_timeout) before the next
-    domain_id: int | None = None          # None: DEPTH_PRIOR_DOMAIN_ID / ROS_DOMAIN_ID or random 120-149
+    domain_id: int | None = None          # None: processes.choose_domain_id()
     startup_timeout: float = 60.0
     frame_timeout: float = 5.0
 
