@@ -131,14 +131,16 @@ def test_local_ros_env_keeps_rclpy_on_loopback_in_a_private_domain():
 
     def source(**variables) -> list[str]:
         env = {key: value for key, value in os.environ.items() if key != DOMAIN_ENV}
-        env.update(ROS_DOMAIN_ID="0", **variables)  # ROS_DOMAIN_ID 0: e.g. a robot's domain in the developer's shell
+        env.update(ROS_DOMAIN_ID="0", **variables)  # 0: e.g. a robot's domain in the developer's shell
         command = (f'source "{REPO / "scripts" / "local_ros_env.sh"}" && echo "$ROS_AUTOMATIC_DISCOVERY_RANGE '
                    f'$ROS_DOMAIN_ID $FASTDDS_DEFAULT_PROFILES_FILE ${DOMAIN_ENV}"')
-        return subprocess.run(["bash", "-c", command], capture_output=True, text=True, check=True, env=env).stdout.split()
+        done = subprocess.run(["bash", "-c", command], capture_output=True, text=True, check=True, env=env)
+        return done.stdout.split()
 
     discovery_range, domain, profile, tools_domain = source()
     assert discovery_range == "LOCALHOST"
-    assert DOMAIN_RANGE[0] <= int(domain) <= DOMAIN_RANGE[1], "the inherited ROS_DOMAIN_ID (maybe a robot's) must not be used"
+    first, last = DOMAIN_RANGE
+    assert first <= int(domain) <= last, "the inherited ROS_DOMAIN_ID (maybe a robot's) must not be used"
     assert os.path.samefile(profile, REPO / "config" / "fastdds_localhost.xml")
     assert tools_domain == domain  # the demo, replay, bench and tests take the run's domain from it
     assert source(**{DOMAIN_ENV: "171"})[1] == "171"  # the one variable that pins it
