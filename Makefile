@@ -4,7 +4,7 @@ SHELL := /bin/bash
 VENV ?= .venv
 ARGS ?=
 # rclpy processes started from here stay on loopback in a domain of their own.
-LOCAL_ROS := source scripts/local_ros_env.sh 150 229
+LOCAL_ROS := source scripts/local_ros_env.sh
 
 .PHONY: help setup test demo bench soak colcon ci clean
 

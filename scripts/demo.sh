@@ -6,7 +6,7 @@ REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$REPO_ROOT"
 
 bash scripts/setup_env.sh
-source scripts/local_ros_env.sh 150 229
+source scripts/local_ros_env.sh
 VENV="${DEPTH_PRIOR_VENV:-$REPO_ROOT/.venv}"
 
 exec "$VENV/bin/depth-prior" demo "$@"

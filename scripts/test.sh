@@ -9,7 +9,7 @@ REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$REPO_ROOT"
 
 bash scripts/setup_env.sh
-source scripts/local_ros_env.sh 150 229
+source scripts/local_ros_env.sh
 VENV="${DEPTH_PRIOR_VENV:-$REPO_ROOT/.venv}"
 
 echo "[test] ROS_DOMAIN_ID=$ROS_DOMAIN_ID ROS_AUTOMATIC_DISCOVERY_RANGE=$ROS_AUTOMATIC_DISCOVERY_RANGE" >&2

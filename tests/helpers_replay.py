@@ -5,11 +5,11 @@ import csv
 import json
 from pathlib import Path
 
+from depth_prior_ros.processes import choose_domain_id
 from depth_prior_ros.replay.synth_bag import SynthBagSpec, write_synth_bags
 
-# ROS domains of the replay/demo tests (this area's share of 100-119).
-LIVE_DOMAIN = 111
-DEMO_DOMAIN = 112
+# The ROS domain of the live replay and demo tests: the run's (namespaces keep the runs apart).
+LIVE_DOMAIN = DEMO_DOMAIN = choose_domain_id()
 
 
 def make_synth_bags(folder: Path, frames: int = 3, conditions=("day", "night", "rain"), **spec) -> list[Path]:

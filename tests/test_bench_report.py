@@ -14,9 +14,10 @@ from depth_prior_ros.bench import core as C
 from depth_prior_ros.bench.machine import machine_info
 from depth_prior_ros.bench.report import render
 from depth_prior_ros.bench.timing import Timing, measure, percentiles
+from depth_prior_ros.processes import choose_domain_id
 
 REPO = Path(__file__).resolve().parents[1]
-DOMAIN_ID = 52  # this area's share is 40-59; namespaces are unique per run on top of it
+DOMAIN_ID = choose_domain_id()  # the run's domain; namespaces are unique per run on top of it
 NUMBER = r"(?:\d+(?:\.\d+)?|n/a)"
 RATIO = r"(?:\d+(?:\.\d+)?x|n/a)"
 

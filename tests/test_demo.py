@@ -20,7 +20,7 @@ def test_demo_backends_add_the_student_only_when_its_weights_exist(tmp_path):
 
 @pytest.mark.ros
 def test_demo_runs_the_live_node_and_reports_per_condition(tmp_path, monkeypatch, capsys):
-    monkeypatch.setenv("DEPTH_PRIOR_DOMAIN_ID", str(DEMO_DOMAIN))
+    monkeypatch.setenv("DEPTH_PRIOR_ROS_DOMAIN_ID", str(DEMO_DOMAIN))
     monkeypatch.setenv("ROS_DOMAIN_ID", str(DEMO_DOMAIN))
     monkeypatch.setenv("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
     out = tmp_path / "demo"

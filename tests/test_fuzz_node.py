@@ -19,14 +19,15 @@ from hypothesis import strategies as st
 pytest.importorskip("rclpy", reason="rclpy (ROS 2 wheels) is not installed")
 from sensor_msgs.msg import CameraInfo, Image  # noqa: E402
 
-from depth_prior_ros.bench.harness import (Driver, NodeProcess, log_problems, ros_environment,  # noqa: E402
-                                           unique_namespace)
+from depth_prior_ros.bench.driver import Driver  # noqa: E402
 from depth_prior_ros.bench.transport import DEPTH_NODE_MODULE, depth_node_params  # noqa: E402
+from depth_prior_ros.processes import (NodeProcess, choose_domain_id, isolated_ros, log_problems,  # noqa: E402
+                                       unique_namespace)
 from depth_prior_ros.ros.conversions import depth_from_image_msg  # noqa: E402
 
 pytestmark = pytest.mark.ros
 
-DOMAIN_ID = 50  # this area's share is 40-59; the namespace below keeps concurrent runs apart
+DOMAIN_ID = choose_domain_id()  # the run's domain; the namespace below keeps concurrent runs apart
 W, H = 64, 48
 K = np.array([[50.0, 0.0, 31.5], [0.0, 50.0, 23.5], [0.0, 0.0, 1.0]])
 TIMEOUT = 30.0
@@ -73,7 +74,7 @@ class LiveNode:
         stamp = self.driver.publish_frame(info=False)
         self.sent_images += 1
         msg = self.driver.wait_for_output(stamp, TIMEOUT)
-        assert msg is not None, f"no depth for a valid frame; node log:\n{self.proc.log_text()[-3000:]}"
+        assert msg is not None, f"no depth for a valid frame; node log:\n{self.proc.output()[-3000:]}"
         depth = depth_from_image_msg(msg)
         known = depth[~np.isnan(depth)]
         assert known.size > 0 and np.all(np.isfinite(known)) and np.all(known >= 0.5) and np.all(known <= 80.0)
@@ -94,18 +95,18 @@ class LiveNode:
 
 @pytest.fixture(scope="module")
 def live(tmp_path_factory):
-    with ros_environment(DOMAIN_ID):
+    with isolated_ros(DOMAIN_ID, "shm"):
         node = LiveNode(tmp_path_factory.mktemp("fuzz_node"))
         with node.proc, node.driver:
-            node.driver.wait_connected(TIMEOUT)
+            node.driver.wait_connected([node.driver.pub_image, node.driver.pub_info], ["depth"], TIMEOUT)
             deadline = time.monotonic() + TIMEOUT
             while node.driver.last_diagnostics() is None:  # the node's first report: it is up
-                assert time.monotonic() < deadline, node.proc.log_text()[-3000:]
+                assert time.monotonic() < deadline, node.proc.output()[-3000:]
                 time.sleep(0.05)
             node.valid_frame_gives_sane_depth()
             yield node
             exit_code = node.proc.stop()
-        text = node.proc.log_text()
+        text = node.proc.output()
         assert exit_code == 0, f"depth_node exited with {exit_code} on SIGINT:\n{text[-3000:]}"
         assert not log_problems(text), log_problems(text)
 
@@ -195,7 +196,7 @@ def test_fuzzed_images_never_break_the_node(live, msg, with_info):
     if with_info:
         live.publish_info(live.driver.info_msg)
     live.publish_image(msg)
-    assert live.proc.alive(), live.proc.log_text()[-3000:]
+    assert live.proc.alive(), live.proc.output()[-3000:]
 
 
 def test_after_all_that_the_node_still_publishes_and_accounts_for_every_frame(live):

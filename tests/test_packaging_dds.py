@@ -2,7 +2,6 @@
 the demo and the benchmarks set: two real processes, a publisher and a subscriber, on one topic."""
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import textwrap
@@ -10,6 +9,8 @@ import textwrap
 import pytest
 
 from helpers_packaging import REPO
+
+from depth_prior_ros.processes import child_environment, choose_domain_id, isolated_ros
 
 pytestmark = pytest.mark.ros
 
@@ -49,13 +50,9 @@ SUBSCRIBER = textwrap.dedent("""
 
 
 def _loopback_env() -> dict[str, str]:
-    env = dict(os.environ)
-    env["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
-    env["FASTDDS_DEFAULT_PROFILES_FILE"] = str(REPO / "config" / "fastdds_localhost.xml")
-    # scripts/test.sh gives each run its own domain; a bare `pytest` gets one from this process id.
-    if not os.environ.get("ROS_DOMAIN_ID") or not 150 <= int(os.environ["ROS_DOMAIN_ID"]) <= 229:
-        env["ROS_DOMAIN_ID"] = str(150 + os.getpid() % 80)
-    return env
+    """Loopback discovery, the run's domain and the project's loopback-only Fast DDS profile."""
+    with isolated_ros(choose_domain_id(), str(REPO / "config" / "fastdds_localhost.xml")):
+        return child_environment()
 
 
 def test_two_processes_exchange_messages_over_the_loopback_profile():

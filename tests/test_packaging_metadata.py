@@ -127,19 +127,23 @@ def test_colcon_workspace_links_back_to_the_repository():
 
 
 def test_local_ros_env_keeps_rclpy_on_loopback_in_a_private_domain():
-    script = REPO / "scripts" / "local_ros_env.sh"
-    env = {key: value for key, value in os.environ.items()
-           if key not in ("DEPTH_PRIOR_ROS_DOMAIN_ID", "DEPTH_PRIOR_DOMAIN_ID")}
-    env["ROS_DOMAIN_ID"] = "0"  # e.g. a robot's domain in the developer's shell
-    out = subprocess.run(
-        ["bash", "-c", f'source "{script}" 150 229 && echo "$ROS_AUTOMATIC_DISCOVERY_RANGE '
-                       f'$ROS_DOMAIN_ID $FASTDDS_DEFAULT_PROFILES_FILE"'],
-        capture_output=True, text=True, check=True, env=env,
-    ).stdout.split()
-    discovery_range, domain, profile = out
+    from depth_prior_ros.processes import DOMAIN_ENV, DOMAIN_RANGE
+
+    def source(**variables) -> list[str]:
+        env = {key: value for key, value in os.environ.items() if key != DOMAIN_ENV}
+        env.update(ROS_DOMAIN_ID="0", **variables)  # 0: e.g. a robot's domain in the developer's shell
+        command = (f'source "{REPO / "scripts" / "local_ros_env.sh"}" && echo "$ROS_AUTOMATIC_DISCOVERY_RANGE '
+                   f'$ROS_DOMAIN_ID $FASTDDS_DEFAULT_PROFILES_FILE ${DOMAIN_ENV}"')
+        done = subprocess.run(["bash", "-c", command], capture_output=True, text=True, check=True, env=env)
+        return done.stdout.split()
+
+    discovery_range, domain, profile, tools_domain = source()
     assert discovery_range == "LOCALHOST"
-    assert 150 <= int(domain) <= 229, "the inherited ROS_DOMAIN_ID (maybe a robot's) must not be used"
+    first, last = DOMAIN_RANGE
+    assert first <= int(domain) <= last, "the inherited ROS_DOMAIN_ID (maybe a robot's) must not be used"
     assert os.path.samefile(profile, REPO / "config" / "fastdds_localhost.xml")
+    assert tools_domain == domain  # the demo, replay, bench and tests take the run's domain from it
+    assert source(**{DOMAIN_ENV: "171"})[1] == "171"  # the one variable that pins it
 
 
 def test_fastdds_profile_uses_only_loopback_unicast():

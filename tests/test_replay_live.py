@@ -4,8 +4,9 @@ from __future__ import annotations
 import pytest
 from helpers_replay import LIVE_DOMAIN, count_messages, make_synth_bags, read_metrics
 
-from depth_prior_ros.replay.live import choose_domain_id
-from depth_prior_ros.replay.replay import BackendSpec, ReplayConfig, ReplayError, run_replay
+from depth_prior_ros.processes import DOMAIN_ENV, DOMAIN_RANGE, NodeProcessError, choose_domain_id
+from depth_prior_ros.replay.config import BackendSpec
+from depth_prior_ros.replay.replay import ReplayConfig, ReplayError, run_replay
 
 pytestmark = pytest.mark.ros
 
@@ -13,20 +14,24 @@ pytestmark = pytest.mark.ros
 @pytest.fixture
 def ros_env(monkeypatch):
     """Our domain, loopback discovery; monkeypatch restores the variables the replay sets."""
-    monkeypatch.setenv("DEPTH_PRIOR_DOMAIN_ID", str(LIVE_DOMAIN))
+    monkeypatch.setenv(DOMAIN_ENV, str(LIVE_DOMAIN))
     monkeypatch.setenv("ROS_DOMAIN_ID", str(LIVE_DOMAIN))
     monkeypatch.setenv("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
 
 
-def test_domain_id_choice(monkeypatch):
-    monkeypatch.delenv("DEPTH_PRIOR_DOMAIN_ID", raising=False)
-    assert 120 <= choose_domain_id() <= 149
+def test_domain_id_choice(monkeypatch, tmp_path):
+    assert DOMAIN_ENV == "DEPTH_PRIOR_ROS_DOMAIN_ID" and DOMAIN_RANGE == (150, 229)
+    monkeypatch.delenv(DOMAIN_ENV, raising=False)
+    assert 150 <= choose_domain_id() <= 229
     assert choose_domain_id(7) == 7
-    monkeypatch.setenv("DEPTH_PRIOR_DOMAIN_ID", "115")
+    monkeypatch.setenv(DOMAIN_ENV, "115")
     assert choose_domain_id() == 115
-    monkeypatch.setenv("DEPTH_PRIOR_DOMAIN_ID", "x")
-    with pytest.raises(ReplayError, match="not an integer"):
+    monkeypatch.setenv(DOMAIN_ENV, "x")
+    with pytest.raises(NodeProcessError, match="not an integer"):
         choose_domain_id()
+    with pytest.raises(ReplayError, match="not an integer"):  # the replay says so in its own terms
+        run_replay(make_synth_bags(tmp_path, frames=1, conditions=("day",)), tmp_path / "o",
+                   ReplayConfig(live=True, progress=False))
 
 
 def test_live_replay_through_the_depth_node_scores_every_frame(ros_env, tmp_path):

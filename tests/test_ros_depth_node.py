@@ -12,8 +12,10 @@ import os
 import numpy as np
 import pytest
 
-from ros_harness import (NodeProcess, RosClient, counts_add_up, diagnostics_for, header, make_camera, publish_reliably,
-                         run_node_expecting_exit, same_stamp, synthetic_gray, wait_for_subscribers, wait_until)
+from ros_harness import (counts_add_up, diagnostics_for, header, make_camera, publish_reliably, run_node_expecting_exit,
+                         same_stamp, synthetic_gray, wait_for_subscribers)
+
+from depth_prior_ros.processes import NodeProcess, RosClient, wait_until
 
 pytest.importorskip("rclpy", reason="rclpy (ROS 2 wheels) not installed")
 from diagnostic_msgs.msg import DiagnosticArray  # noqa: E402
@@ -43,7 +45,7 @@ def client():
 def node(tmp_path_factory):
     params = {"camera_height": HEIGHT_M, "camera_pitch_deg": 2,  # an integer on purpose: accepted as 2.0
               "qos_reliability": "reliable", "qos_depth": 10, "diagnostics_period": 0.3, "points_decimation": 8}
-    proc = NodeProcess(NODE, NS, params, tmp_path_factory.mktemp("depth_node") / "node.log")
+    proc = NodeProcess(NODE, params, tmp_path_factory.mktemp("depth_node") / "node.log", NS).start()
     yield proc
     code = proc.stop()
     output = proc.output()
@@ -161,7 +163,7 @@ def test_malformed_frames_are_dropped_counted_and_the_node_keeps_going(io, node)
         pubs["image"].publish(msg)
     values = diag(inbox, lambda v: int(v["dropped_invalid_image"]) >= base_invalid + 4)
     assert values is not None, node.output()
-    warned = diag(inbox, lambda v: v["__level__"] == 1 and "invalid_image" in v["__message__"], timeout=5)
+    warned = diag(inbox, lambda v: v["_level"] == 1 and "invalid_image" in v["_message"], timeout=5)
     assert warned is not None  # the period with the drops is WARN and names the reason
 
     # camera_info with a zero K: rejected and counted; images meanwhile are dropped as invalid_camera_info

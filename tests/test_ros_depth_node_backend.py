@@ -14,8 +14,9 @@ import threading
 import numpy as np
 import pytest
 
-from ros_harness import (RosClient, diagnostics_for, header, make_camera, synthetic_gray, wait_for_subscribers,
-                         wait_until)
+from ros_harness import diagnostics_for, header, make_camera, synthetic_gray, wait_for_subscribers
+
+from depth_prior_ros.processes import RosClient, wait_until
 
 pytest.importorskip("rclpy", reason="rclpy (ROS 2 wheels) not installed")
 from diagnostic_msgs.msg import DiagnosticArray  # noqa: E402
@@ -113,14 +114,14 @@ def test_backend_failure_degrades_to_the_prior_then_recovers(setup):
     values, sent = stream_until(pubs, inbox, lambda v: v["backend_state"] == "failed"
                                 and int(v["frames_processed"]) >= 1, 100)
     assert values is not None
-    assert values["__level__"] == 2 and "CUDA out of memory" in values["backend_error"]
+    assert values["_level"] == 2 and "CUDA out of memory" in values["backend_error"]
     assert values["output_source"] == "prior"
     depth = inbox["depth"].wait_for(lambda m: m.header.stamp.sec in sent)
     assert depth is not None and road_error(depth) <= 0.02  # the prior keeps the output metric
 
     LOAD_ALLOWED.set()  # the next retry (every 0.5 s here) succeeds
     values, sent = stream_until(pubs, inbox, lambda v: v["backend_state"] == "ready"
-                                and v["output_source"] == "network" and v["__level__"] < 2, 200)
+                                and v["output_source"] == "network" and v["_level"] < 2, 200)
     assert values is not None and int(values["backend_load_attempts"]) >= 2
     assert float(values["fit_scale"]) == pytest.approx(2.0, rel=0.01)  # half-scale prediction, aligned
     depth = inbox["depth"].wait_for(lambda m: m.header.stamp.sec in sent[-3:])
@@ -128,12 +129,12 @@ def test_backend_failure_degrades_to_the_prior_then_recovers(setup):
 
     failures = int(values["backend_frame_failures"])
     values, sent = stream_until(pubs, inbox, lambda v: int(v["backend_frame_failures"]) > failures
-                                and v["__level__"] == 2, 300, poison=True)
+                                and v["_level"] == 2, 300, poison=True)
     assert values is not None and "poisoned input" in values["backend_error"]
     poisoned = inbox["depth"].wait_for(lambda m: m.header.stamp.sec in sent)
     assert poisoned is not None and road_error(poisoned) <= 0.02  # that frame fell back to the prior
 
-    values, _ = stream_until(pubs, inbox, lambda v: v["__level__"] < 2 and v["output_source"] == "network", 400)
+    values, _ = stream_until(pubs, inbox, lambda v: v["_level"] < 2 and v["output_source"] == "network", 400)
     assert values is not None and values["backend_state"] == "ready"  # frames succeed again: no ERROR
     counts = node.mailbox.counts()
     assert counts.received == counts.processed + counts.dropped_total + counts.pending

@@ -7,8 +7,9 @@ import os
 import numpy as np
 import pytest
 
-from ros_harness import (NodeProcess, RosClient, counts_add_up, diagnostics_for, header, make_camera, same_stamp,
-                         wait_for_subscribers, wait_until)
+from ros_harness import counts_add_up, diagnostics_for, header, make_camera, same_stamp, wait_for_subscribers
+
+from depth_prior_ros.processes import NodeProcess, RosClient, wait_until
 
 pytest.importorskip("rclpy", reason="rclpy (ROS 2 wheels) not installed")
 from diagnostic_msgs.msg import DiagnosticArray  # noqa: E402
@@ -26,9 +27,9 @@ WIDTH, HEIGHT = 400, 240
 
 def test_prior_node_publishes_the_prior_and_mask_for_each_camera_info(tmp_path):
     client = RosClient("prior_node_test")
-    node = NodeProcess("depth_prior_ros.ros.prior_node", NS,
-                       {"camera_height": 1.6, "camera_pitch_deg": 4.0, "diagnostics_period": 0.3,
-                        "qos_reliability": "reliable"}, tmp_path / "prior_node.log")
+    node = NodeProcess("depth_prior_ros.ros.prior_node", {"camera_height": 1.6, "camera_pitch_deg": 4.0,
+                       "diagnostics_period": 0.3, "qos_reliability": "reliable"}, tmp_path / "prior_node.log",
+                       NS).start()
     try:
         info_pub = client.publisher(CameraInfo, f"{NS}/camera_info")
         depth_in = client.subscribe(Image, f"{NS}/prior/depth")

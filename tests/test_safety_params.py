@@ -13,12 +13,13 @@ import pytest
 
 from depth_prior_ros.models import create_backend
 from depth_prior_ros.models.base import BackendError
+from depth_prior_ros.processes import choose_domain_id
 from depth_prior_ros.parameters import ParameterError, parse_depth_params
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from helpers_errors import assert_one_sentence as one_sentence  # noqa: E402
 
-DOMAIN_ID = 53  # this area's share is 40-59; namespaces are unique per run on top of it
+DOMAIN_ID = choose_domain_id()  # the run's domain; namespaces are unique per run on top of it
 
 
 def assert_one_sentence(exc_or_text) -> None:
@@ -121,16 +122,11 @@ def test_jasmine_extra_file_options_are_checked(tmp_path, option):
 
 # --------------------------------------------------------------------------------- the live node
 def _run_node_until_exit(params: dict, tmp_path: Path, timeout: float = 60.0):
-    from depth_prior_ros.bench.harness import NodeProcess, ros_environment, unique_namespace
+    from depth_prior_ros.processes import NodeProcess, isolated_ros, unique_namespace
 
-    with ros_environment(DOMAIN_ID):
-        proc = NodeProcess("depth_prior_ros.ros.depth_node", params, tmp_path / "node.log",
-                           namespace=unique_namespace("safety")).start()
-    try:
-        code = proc.proc.wait(timeout)
-    finally:
-        proc.stop()
-    return code, proc.log_text()
+    with isolated_ros(DOMAIN_ID, "shm"):
+        return NodeProcess("depth_prior_ros.ros.depth_node", params, tmp_path / "node.log",
+                           unique_namespace("safety")).run_until_exit(timeout)
 
 
 @pytest.mark.ros
@@ -149,22 +145,22 @@ def test_depth_node_with_a_folder_as_onnx_weights_never_crashes(tmp_path):
     """The path exists, so it passes the start-up check; loading it fails. The node must say so in one
     log line naming the path and keep running on the prior (or refuse to start): never a traceback."""
     pytest.importorskip("rclpy", reason="rclpy (ROS 2 wheels) is not installed")
-    from depth_prior_ros.bench.harness import NodeProcess, log_problems, ros_environment, unique_namespace
+    from depth_prior_ros.processes import NodeProcess, isolated_ros, log_problems, unique_namespace
 
     folder = tmp_path / "model.onnx"
     folder.mkdir()
-    with ros_environment(DOMAIN_ID):
+    with isolated_ros(DOMAIN_ID, "shm"):
         proc = NodeProcess("depth_prior_ros.ros.depth_node", {"backend": "onnx", "weights": str(folder),
                                                               "use_tf": False}, tmp_path / "node.log",
-                           namespace=unique_namespace("safety")).start()
+                           unique_namespace("safety")).start()
     try:
         deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and proc.alive() and str(folder) not in proc.log_text():
+        while time.monotonic() < deadline and proc.alive() and str(folder) not in proc.output():
             time.sleep(0.1)
         alive = proc.alive()
     finally:
         code = proc.stop()
-    log = proc.log_text()
+    log = proc.output()
     assert "Traceback" not in log, log
     mentions = [line for line in log.splitlines() if str(folder) in line]
     assert mentions, log

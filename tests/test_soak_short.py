@@ -11,8 +11,9 @@ from pathlib import Path
 import pytest
 
 from depth_prior_ros.bench.soak import SoakResult, _judge, run_soak, soak_markdown
+from depth_prior_ros.processes import choose_domain_id
 
-DOMAIN_ID = 51  # this area's share is 40-59; namespaces are unique per run on top of it
+DOMAIN_ID = choose_domain_id()  # the run's domain; namespaces are unique per run on top of it
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -25,9 +26,9 @@ def cli(*args, timeout=180):
 @pytest.mark.ros
 def test_short_soak_keeps_memory_flat_and_accounts_for_every_frame(tmp_path):
     pytest.importorskip("rclpy", reason="rclpy (ROS 2 wheels) is not installed")
-    from depth_prior_ros.bench.harness import ros_environment
+    from depth_prior_ros.processes import isolated_ros
 
-    with ros_environment(DOMAIN_ID):
+    with isolated_ros(DOMAIN_ID, "shm"):
         # 100 Hz is faster than the node's rate on a busy 2-core machine, so it sheds load while we watch.
         r = run_soak(frames=300, width=320, height=180, rate_hz=100.0, warmup_frames=100, qos_depth=100,
                      log_dir=tmp_path)

@@ -1,8 +1,8 @@
 """`depth-prior bench` (writes benchmarks/RESULTS.md) and `depth-prior soak` (live node, many frames).
 
 Both keep every rclpy process on this host: ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST and a per-run
-ROS_DOMAIN_ID (40-59 unless --domain-id or DEPTH_PRIOR_ROS_DOMAIN_ID says otherwise) are set before
-rclpy starts, for this process and every node it launches.
+ROS_DOMAIN_ID (``processes.choose_domain_id``: --domain-id, else DEPTH_PRIOR_ROS_DOMAIN_ID, else random in
+150-229) are set before rclpy starts, for this process and every node it launches.
 """
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ def _command_error(message: str):
 
 def _add_ros_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--domain-id", type=int, default=None,
-                   help="ROS_DOMAIN_ID for this run (default: DEPTH_PRIOR_ROS_DOMAIN_ID, else random in 40-59)")
+                   help="ROS_DOMAIN_ID for this run (default: DEPTH_PRIOR_ROS_DOMAIN_ID, else random in 150-229)")
     p.add_argument("--fastdds-profile", default="shm",
                    help="'shm' (default): shared memory between processes, UDP on 127.0.0.1 only; a path: that "
                         "Fast DDS XML profile; '': keep FASTDDS_DEFAULT_PROFILES_FILE from the environment")
@@ -89,20 +89,18 @@ def _progress():
 
 
 def _setup_ros(args) -> int:
-    from .harness import HarnessError, configure_ros_environment, pick_domain_id
+    from ..processes import NodeProcessError, choose_domain_id, isolate_ros
 
-    domain = pick_domain_id(args.domain_id)
-    if not 0 <= domain <= 232:
-        raise _command_error(f"--domain-id {domain} is outside 0..232")
     try:
-        configure_ros_environment(domain, args.fastdds_profile)
-    except HarnessError as exc:
+        domain = choose_domain_id(args.domain_id)
+        isolate_ros(domain, args.fastdds_profile)
+    except NodeProcessError as exc:
         raise _command_error(str(exc)) from None
     return domain
 
 
 def _bench(args: argparse.Namespace) -> int:
-    from .harness import HarnessError
+    from ..processes import NodeProcessError
     from .machine import machine_info
     from .report import render
 
@@ -127,11 +125,11 @@ def _bench(args: argparse.Namespace) -> int:
         try:
             transport = run_transport(width, height, rates=rates, duration_s=duration, quick=args.quick,
                                       log_dir=Path(args.log_dir) if args.log_dir else None, progress=progress)
-        except HarnessError as exc:
+        except NodeProcessError as exc:
             raise _command_error(f"transport benchmark: {exc}") from None
         notes.append(f"transport runs used ROS_DOMAIN_ID={domain}.")
     if "backends" in sections:
-        from .backends import run_backends
+        from .models import run_backends
 
         backends = run_backends(device=args.device, quick=args.quick,
                                 models=tuple(args.models) if args.models else None, progress=progress)
@@ -146,7 +144,7 @@ def _bench(args: argparse.Namespace) -> int:
 
 
 def _soak(args: argparse.Namespace) -> int:
-    from .harness import HarnessError
+    from ..processes import NodeProcessError
     from .soak import run_soak, soak_markdown
 
     if args.frames < 2:
@@ -157,7 +155,7 @@ def _soak(args: argparse.Namespace) -> int:
         result = run_soak(frames=args.frames, width=width, height=height, rate_hz=args.rate or None,
                           warmup_frames=args.warmup, max_growth_mb=args.max_growth_mb, qos_depth=args.qos_depth,
                           log_dir=Path(args.log_dir) if args.log_dir else None, progress=_progress())
-    except (HarnessError, ValueError) as exc:
+    except (NodeProcessError, ValueError) as exc:
         raise _command_error(str(exc)) from None
     text = soak_markdown(result)
     print(text)

@@ -6,7 +6,7 @@ import math
 from dataclasses import dataclass
 
 from . import core as C
-from .backends import BackendResults
+from .models import BackendResults
 from .core import CoreResults
 from .transport import TransportResults
 

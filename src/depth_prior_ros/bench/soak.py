@@ -18,7 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .harness import Driver, HarnessError, NodeProcess, log_problems, unique_namespace
+from ..processes import NodeProcess, NodeProcessError, log_problems, unique_namespace
+from .driver import Driver
 from .transport import DEPTH_NODE_MODULE, depth_node_params
 
 DEFAULT_MAX_GROWTH_MB = 50.0
@@ -104,38 +105,29 @@ def run_soak(frames: int = 5000, width: int = 1600, height: int = 900, rate_hz: 
     try:
         with node, Driver(width, height, camera.K, namespace=namespace, reliable=True, qos_depth=qos_depth,
                           diagnostics_name=f"{namespace}/depth_node:") as driver:
-            driver.wait_connected(30.0)
-            _wait_for_camera_info(driver, 30.0)
-            period = 1.0 / rate_hz if rate_hz else 0.0
+            driver.wait_connected([driver.pub_image, driver.pub_info], ["depth"], 30.0)
+            if not driver.send_until_counted(driver.pub_info, driver.info_msg, timeout=30.0):
+                raise NodeProcessError("depth_node did not report a camera_info within 30 s")
             sample_every = max(1, frames // 200)
-            start = time.perf_counter()
-            next_at = start
-            for i in range(frames):
-                # No per-frame wait_for_all_acked: for small messages the acknowledgement only comes with
-                # the writer's periodic heartbeat (3 s). Reliable keep-last ``qos_depth`` on both sides
-                # instead: a frame is lost only if the node's executor falls ``qos_depth`` frames behind,
-                # which is exactly what sent == received checks.
-                driver.publish_frame()
-                result.sent += 1
-                if bar:
-                    bar.update(1)
-                if i % sample_every == 0 or i == warmup - 1:
+
+            def watch(sent: int) -> bool:
+                if (sent - 1) % sample_every == 0 or sent == warmup:
                     rss = node.rss_mb()
                     if rss is not None:
-                        result.rss_samples.append((i + 1, rss))
-                        if i == warmup - 1:
+                        result.rss_samples.append((sent, rss))
+                        if sent == warmup:
                             result.rss_warm_mb = rss
-                if not node.alive():
-                    result.failures.append(f"depth_node exited with code {node.proc.returncode} after "
-                                           f"{result.sent} frames")
-                    break
-                if period:
-                    next_at += period
-                    delay = next_at - time.perf_counter()
-                    if delay > 0:
-                        time.sleep(delay)
-                    elif delay < -period:
-                        next_at = time.perf_counter()
+                alive = node.alive()
+                if not alive:
+                    result.failures.append(f"depth_node exited with code {node.proc.returncode} after {sent} frames")
+                return alive
+
+            start = time.perf_counter()
+            # No per-frame wait_for_all_acked: for small messages the acknowledgement only comes with the
+            # writer's periodic heartbeat (3 s). Reliable keep-last ``qos_depth`` on both sides instead: a
+            # frame is lost only if the node's executor falls ``qos_depth`` frames behind, which is exactly
+            # what sent == received checks.
+            result.sent = driver.pace(rate_hz, frames=frames, progress=bar, after_each=watch)
             result.duration_s = time.perf_counter() - start
             final = _settle(driver, result.sent, settle_timeout)
             result.rss_end_mb = node.rss_mb()
@@ -150,21 +142,9 @@ def run_soak(frames: int = 5000, width: int = 1600, height: int = 900, rate_hz: 
         result.exit_code = node.stop()
     after = [rss for n, rss in result.rss_samples if n >= warmup]
     result.rss_max_after_warm_mb = max(after) if after else None
-    result.problems = log_problems(node.log_text())
+    result.problems = log_problems(node.output())
     _judge(result)
     return result
-
-
-def _wait_for_camera_info(driver: Driver, timeout: float) -> None:
-    """Send camera_info until the node reports it (so no frame is dropped for want of one)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        driver.pub_info.publish(driver.info_msg)
-        values = driver.last_diagnostics() or {}
-        if int(values.get("camera_info_received", "0") or 0) > 0:
-            return
-        time.sleep(0.05)
-    raise HarnessError(f"depth_node did not report a camera_info within {timeout:.0f} s")
 
 
 def _settle(driver: Driver, sent: int, timeout: float) -> dict | None:

@@ -15,7 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .harness import Driver, NodeProcess, StreamStats, log_problems, unique_namespace
+from ..processes import NodeProcess, log_problems, unique_namespace
+from .driver import Driver, StreamStats
 
 ECHO_MODULE = "depth_prior_ros.bench.transport"
 DEPTH_NODE_MODULE = "depth_prior_ros.ros.depth_node"
@@ -132,11 +133,12 @@ def run_target(target: str, camera_K: np.ndarray, width: int, height: int, rate_
     with proc, Driver(width, height, camera_K, namespace=namespace, diagnostics_name=diag_name) as driver:
         if extra_outputs:
             _subscribe_extras(driver)
-        driver.wait_connected(connect_timeout, need_info=target != "echo")
+        inputs = [driver.pub_image] + ([driver.pub_info] if target != "echo" else [])
+        driver.wait_connected(inputs, ["depth"], connect_timeout)
         stats = driver.stream(rate_hz, duration_s=duration_s, warmup_s=warmup_s)
         rss = proc.rss_mb()
         last = driver.last_diagnostics() or {}
-    problems = log_problems(proc.log_text())
+    problems = log_problems(proc.output())
     counts = {k: v for k, v in last.items() if k.startswith("frames_") or k.startswith("dropped_")}
     return TransportRun(label, rate_hz, stats, stage_means(stats.diagnostics), counts, rss, problems)
 
@@ -145,10 +147,8 @@ def _subscribe_extras(driver: Driver) -> None:
     """Listen to the optional outputs too (what RViz does), so the node has to build them."""
     from sensor_msgs.msg import Image, PointCloud2
 
-    from .harness import _qos
-
     for msg_type, topic in ((Image, "depth/colored"), (PointCloud2, "depth/points"), (Image, "prior/depth")):
-        driver.node.create_subscription(msg_type, topic, lambda _msg: None, _qos(True, 1))
+        driver.subscribe(msg_type, topic, lambda _msg: None, depth=1)
 
 
 def run_transport(width: int = 1600, height: int = 900, rates=(10.0, 30.0), duration_s: float = 8.0,

@@ -70,7 +70,7 @@ def _register_replay(sub) -> None:
     o.add_argument("--live", action="store_true", help="publish through rclpy to a depth_node subprocess")
     o.add_argument("--rate", type=float, help="live: publish at this rate (Hz) instead of the recorded timing")
     o.add_argument("--lockstep", action="store_true", help="live: wait for each depth image before the next frame")
-    o.add_argument("--domain-id", type=int, help="live: ROS_DOMAIN_ID (default $DEPTH_PRIOR_DOMAIN_ID or 120-149)")
+    o.add_argument("--domain-id", type=int, help="live: ROS_DOMAIN_ID (default $DEPTH_PRIOR_ROS_DOMAIN_ID or 150-229)")
     o.add_argument("--frame-timeout", type=float, default=5.0, help="live: seconds before a frame counts as dropped")
     o.add_argument("--startup-timeout", type=float, default=60.0)
     o.add_argument("--previews", type=int, default=1, help="preview PNGs per backend and condition")
@@ -105,7 +105,7 @@ def _protocol(args, bags: list[Path]):
 
 
 def _backends(args) -> list:
-    from .replay import BackendSpec
+    from .config import BackendSpec
 
     try:
         options = json.loads(args.backend_options)
@@ -288,7 +288,7 @@ def _register_demo(sub) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--rate", type=float, default=10.0, help="publish rate (Hz); each frame waits for its depth")
     p.add_argument("--offline", action="store_true", help="run the pipeline in-process instead of the ROS node")
-    p.add_argument("--domain-id", type=int, help="ROS_DOMAIN_ID (default $DEPTH_PRIOR_DOMAIN_ID or 120-149)")
+    p.add_argument("--domain-id", type=int, help="ROS_DOMAIN_ID (default $DEPTH_PRIOR_ROS_DOMAIN_ID or 150-229)")
     p.add_argument("--backend", nargs="+", help="override the demo's backends (registry names)")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=run_demo_command)
@@ -297,7 +297,7 @@ def _register_demo(sub) -> None:
 def run_demo_command(args) -> int:
     from .bag_io import BagError
     from .demo import DemoOptions, run_demo
-    from .replay import BackendSpec, ReplayError
+    from .config import BackendSpec, ReplayError
 
     if args.frames < 1:
         raise _error("--frames must be at least 1")

@@ -10,7 +10,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from .replay import BackendSpec, ReplayConfig, run_replay
+from .config import BackendSpec, ReplayConfig
+from .replay import run_replay
 
 DEMO_STUDENT_DIR = Path(__file__).resolve().parents[1] / "data" / "demo_student"
 DEMO_STUDENT_BACKEND = "ssd_student"

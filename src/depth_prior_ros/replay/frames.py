@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
 
@@ -423,7 +423,3 @@ def image_poses(bag_path: str | Path, options: FrameOptions) -> list[np.ndarray]
             except TfLookupError as exc:
                 raise BagError(f"bag {bag.path}: no camera pose above the road from tf ({exc})") from exc
         return poses
-
-
-def with_condition(frame: Frame, condition: str) -> Frame:
-    return replace(frame, condition=condition)

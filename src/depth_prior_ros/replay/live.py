@@ -13,17 +13,13 @@ wheels have no tf2_ros, so the node gets the pose of each bag's first frame as i
 ground prior). A bag whose camera pose moves over time is therefore replayed with a fixed pose live;
 offline replay follows the tf at every stamp.
 
-Network isolation: ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST and a per-run ROS_DOMAIN_ID are set in
-``os.environ`` before rclpy is initialised, for this process and the node alike.
+Network isolation: ``processes.isolate_ros`` (loopback discovery, the run's ROS_DOMAIN_ID) before rclpy
+starts, for this process and the node alike.
 """
 from __future__ import annotations
 
 import math
 import os
-import random
-import subprocess
-import sys
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,95 +27,10 @@ from pathlib import Path
 import numpy as np
 
 from ..geometry.extrinsics import PoseSummary, summarize_pose
-from ..processes import stop_gently
+from ..processes import NodeProcess, NodeProcessError, RosClient, choose_domain_id, isolate_ros, wait_until
+from .config import BackendSpec, ReplayConfig, ReplayError, condition_for, node_settings
 from .frames import Frame, iter_frames
-from .replay import BackendSpec, Recorder, ReplayConfig, ReplayError, condition_for, node_settings
-
-DOMAIN_ENV = "DEPTH_PRIOR_DOMAIN_ID"
-DEFAULT_DOMAIN_RANGE = (120, 149)
-
-
-def choose_domain_id(requested: int | None = None) -> int:
-    """Explicit id, else $DEPTH_PRIOR_DOMAIN_ID, else a random id in 120-149 (parallel runs rarely meet)."""
-    if requested is None and os.environ.get(DOMAIN_ENV):
-        try:
-            requested = int(os.environ[DOMAIN_ENV])
-        except ValueError as exc:
-            raise ReplayError(f"{DOMAIN_ENV}={os.environ[DOMAIN_ENV]!r} is not an integer ROS domain id") from exc
-    if requested is None:
-        requested = random.randint(*DEFAULT_DOMAIN_RANGE)
-    if not 0 <= requested <= 232:
-        raise ReplayError(f"ROS domain id {requested} is outside 0-232")
-    return requested
-
-
-def isolate_ros_network(domain_id: int) -> None:
-    """Loopback-only discovery on our own domain; must run before rclpy.init."""
-    os.environ["ROS_DOMAIN_ID"] = str(domain_id)
-    os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
-
-
-def _package_root() -> str:
-    import depth_prior_ros
-
-    return str(Path(depth_prior_ros.__file__).resolve().parent.parent)
-
-
-# --------------------------------------------------------------------------- the node process
-@dataclass
-class NodeProcess:
-    """A depth_node subprocess with its params file and log."""
-
-    label: str
-    namespace: str
-    params: dict
-    log_dir: Path
-    proc: subprocess.Popen | None = None
-    log_path: Path | None = None
-    _params_path: Path | None = None
-
-    def start(self) -> None:
-        import yaml
-
-        self.log_dir.mkdir(parents=True, exist_ok=True)
-        fd, params_path = tempfile.mkstemp(prefix="depth_node_", suffix=".yaml")
-        with os.fdopen(fd, "w") as f:
-            yaml.safe_dump({"/**": {"ros__parameters": self.params}}, f)
-        self._params_path = Path(params_path)
-        self.log_path = self.log_dir / f".{_safe(self.label)}.log.partial"
-        env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join([_package_root()] + [p for p in [env.get("PYTHONPATH")] if p])
-        env["PYTHONUNBUFFERED"] = "1"
-        cmd = [sys.executable, "-m", "depth_prior_ros.ros.depth_node", "--ros-args",
-               "-r", f"__ns:={self.namespace}", "--params-file", str(self._params_path)]
-        log = open(self.log_path, "wb")
-        try:
-            # Own session: a Ctrl-C in the terminal reaches us, and we stop the node in order.
-            self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
-        finally:
-            log.close()
-
-    def alive(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
-
-    def last_log_line(self) -> str:
-        try:
-            lines = [ln.strip() for ln in self.log_path.read_text(errors="replace").splitlines() if ln.strip()]
-        except OSError:
-            return ""
-        for line in reversed(lines):
-            if "error" in line.lower():
-                return line
-        return lines[-1] if lines else ""
-
-    def stop(self, timeout: float = 10.0) -> int | None:
-        """SIGINT (a clean rclpy shutdown), then SIGTERM, then SIGKILL; keeps the log as logs/<label>.log."""
-        code = stop_gently(self.proc, timeout) if self.proc is not None else None
-        if self._params_path is not None:
-            self._params_path.unlink(missing_ok=True)
-        if self.log_path is not None and self.log_path.exists():
-            os.replace(self.log_path, self.log_dir / f"{_safe(self.label)}.log")
-        return code
+from .recorder import Recorder
 
 
 # --------------------------------------------------------------------------- the replay side
@@ -138,31 +49,19 @@ class LiveStats:
     node_counters: dict = field(default_factory=dict)
 
 
-class LiveSession:
-    """rclpy endpoints around one node: publishers for its inputs, subscriptions for depth and diagnostics."""
+class LiveSession(RosClient):
+    """rclpy endpoints around one node: publishers for its inputs, its depth (raw, by stamp), its diagnostics."""
 
-    def __init__(self, context, namespace: str, label: str):
-        import rclpy
-        from diagnostic_msgs.msg import DiagnosticArray
-        from rclpy.qos import QoSDurabilityPolicy, QoSHistoryPolicy, QoSProfile, QoSReliabilityPolicy
+    def __init__(self, namespace: str, label: str):
         from sensor_msgs.msg import CameraInfo, Image
 
-        self.rclpy = rclpy
-        self.context = context
-        self.namespace = namespace
-        self.node = rclpy.create_node(f"depth_prior_replay_{_safe(label)}", context=context)
-        self.executor = rclpy.executors.SingleThreadedExecutor(context=context)
-        self.executor.add_node(self.node)
-        reliable = QoSProfile(history=QoSHistoryPolicy.KEEP_LAST, depth=10,
-                              reliability=QoSReliabilityPolicy.RELIABLE, durability=QoSDurabilityPolicy.VOLATILE)
-        self.pub_image = self.node.create_publisher(Image, f"{namespace}/image", reliable)
-        self.pub_info = self.node.create_publisher(CameraInfo, f"{namespace}/camera_info", reliable)
-        self.pub_mask = self.node.create_publisher(Image, f"{namespace}/road_mask", reliable)
+        super().__init__(f"depth_prior_replay_{_safe(label)}", namespace)
+        self.pub_image = self.publisher(Image, "image")
+        self.pub_info = self.publisher(CameraInfo, "camera_info")
+        self.pub_mask = self.publisher(Image, "road_mask")
         self.arrivals: dict[int, tuple[float, bytes]] = {}
-        self.node.create_subscription(Image, f"{namespace}/depth", self._on_depth, reliable, raw=True)
-        self.diagnostics: dict[str, str] = {}
-        self._diag_name = f"{namespace}/depth_node"
-        self.node.create_subscription(DiagnosticArray, "/diagnostics", self._on_diagnostics, reliable)
+        self.subscribe(Image, "depth", self._on_depth, raw=True)
+        self.watch_diagnostics(f"{namespace}/depth_node")
 
     def _on_depth(self, raw: bytes) -> None:
         from . import bag_io
@@ -171,45 +70,27 @@ class LiveSession:
         header = bag_io.deserialize(raw, bag_io.IMAGE).header  # the stamp says which frame it is
         self.arrivals[bag_io.stamp_to_ns(header.stamp)] = (t, raw)
 
-    def _on_diagnostics(self, msg) -> None:
-        for status in msg.status:
-            if status.name.startswith(self._diag_name):
-                self.diagnostics = {kv.key: kv.value for kv in status.values}
-                self.diagnostics["_level"] = str(status.level[0] if isinstance(status.level, bytes) else status.level)
-                self.diagnostics["_message"] = status.message
+    @property
+    def diagnostics(self) -> dict:
+        return self.last_diagnostics() or {}
 
-    def spin_for(self, seconds: float) -> None:
-        deadline = time.monotonic() + max(seconds, 0.0)
-        while True:
-            left = deadline - time.monotonic()
-            self.executor.spin_once(timeout_sec=max(min(left, 0.05), 0.0))
-            if left <= 0:
-                return
+    def ready(self) -> bool:
+        """Connected both ways, and the backend has loaded or failed (then the node publishes the prior)."""
+        return self.connected([self.pub_image, self.pub_info], ["depth"]) and \
+            self.diagnostics.get("backend_state") in ("ready", "failed")
 
-    def spin_until(self, predicate, timeout: float) -> bool:
-        deadline = time.monotonic() + timeout
-        while not predicate():
-            left = deadline - time.monotonic()
-            if left <= 0:
-                return False
-            self.executor.spin_once(timeout_sec=min(left, 0.05))
-        return True
+    def camera_info(self, frame: Frame) -> bytes:
+        from . import bag_io
 
-    def connected(self) -> bool:
-        n = self.node
-        return (self.pub_image.get_subscription_count() > 0 and self.pub_info.get_subscription_count() > 0
-                and n.count_publishers(f"{self.namespace}/depth") > 0)
-
-    def backend_settled(self) -> bool:
-        return self.diagnostics.get("backend_state") in ("ready", "failed")
+        info = bag_io.normalised_camera_info(frame.camera_info, frame.stamp_ns, frame.frame_id)
+        return bag_io.serialize(info, bag_io.CAMERA_INFO)
 
     def publish(self, frame: Frame, with_mask: bool) -> float:
         """Publish camera_info (+ road_mask) then the image; returns the image's publish time."""
         from . import bag_io
 
         t = frame.stamp_ns
-        info = bag_io.normalised_camera_info(frame.camera_info, t, frame.frame_id)
-        self.pub_info.publish(bag_io.serialize(info, bag_io.CAMERA_INFO))
+        self.pub_info.publish(self.camera_info(frame))
         if with_mask and frame.road_mask_input is not None:
             mask = frame.road_mask_input.astype(np.uint8) * 255
             self.pub_mask.publish(bag_io.serialize(bag_io.make_image(mask, t, frame.frame_id, "mono8"),
@@ -218,13 +99,6 @@ class LiveSession:
         published = time.monotonic()
         self.pub_image.publish(data)
         return published
-
-    def close(self) -> None:
-        try:
-            self.executor.remove_node(self.node)
-            self.executor.shutdown()
-        finally:
-            self.node.destroy_node()
 
 
 def nominal_pose(bags: list[Path], config: ReplayConfig) -> PoseSummary:
@@ -241,27 +115,21 @@ def nominal_pose(bags: list[Path], config: ReplayConfig) -> PoseSummary:
 
 def run_live(bags: list[Path], config: ReplayConfig, recorder: Recorder) -> None:
     """Replay every bag through one depth_node per backend, in turn."""
-    domain = choose_domain_id(config.domain_id)
-    isolate_ros_network(domain)
-    import rclpy
-
+    try:
+        domain = choose_domain_id(config.domain_id)
+    except NodeProcessError as exc:
+        raise ReplayError(str(exc)) from exc
+    isolate_ros(domain)
     report = recorder.report
     report.run_info["ros_domain_id"] = domain
-    context = rclpy.Context()
-    rclpy.init(context=context)
-    try:
-        pose = nominal_pose(bags, config)
-        report.note(f"live: the node ran with a static camera pose, the median over the bags' frames ({pose}); "
-                    "it does not follow per-frame tf (no tf2_ros in this replay), offline replay does")
-        for i, spec in enumerate(config.backends):
-            _run_backend(context, bags, config, recorder, spec, pose, f"/replay_{os.getpid()}_{i}")
-    finally:
-        if context.ok():
-            context.try_shutdown() if hasattr(context, "try_shutdown") else context.shutdown()
+    pose = nominal_pose(bags, config)
+    report.note(f"live: the node ran with a static camera pose, the median over the bags' frames ({pose}); "
+                "it does not follow per-frame tf (no tf2_ros in this replay), offline replay does")
+    for i, spec in enumerate(config.backends):
+        _run_backend(bags, config, recorder, spec, pose, f"/replay_{os.getpid()}_{i}")
 
 
-def _run_backend(context, bags, config: ReplayConfig, recorder: Recorder, spec: BackendSpec, pose,
-                 namespace: str) -> None:
+def _run_backend(bags, config: ReplayConfig, recorder: Recorder, spec: BackendSpec, pose, namespace: str) -> None:
     from tqdm import tqdm
 
     from . import bag_io
@@ -276,23 +144,22 @@ def _run_backend(context, bags, config: ReplayConfig, recorder: Recorder, spec: 
               "camera_yaw_deg": 0.0, "publish_colored": False, "publish_points": False, "publish_prior": False}
     report = recorder.report
     label = spec.display
-    node = NodeProcess(label, namespace, params, report.out / "logs")
+    node = NodeProcess("depth_prior_ros.ros.depth_node", params, report.out / "logs" / f"{_safe(label)}.log",
+                       namespace)
     session = None
     stats = LiveStats()
     try:
         node.start()
-        session = LiveSession(context, namespace, label)
-        ready = session.spin_until(lambda: not node.alive() or (session.connected() and session.backend_settled()),
-                                   config.startup_timeout)
-        if ready and node.alive():
+        session = LiveSession(namespace, label)
+        ready = wait_until(lambda: not node.alive() or session.ready(), config.startup_timeout) and node.alive()
+        first = next(iter_frames(bags[0], config.frames, condition_for(config, 0, len(bags))), None)
+        if ready and first is not None:
             # The first camera_info must be there before the first image, or that image is dropped.
-            first = next(iter_frames(bags[0], config.frames, condition_for(config, 0, len(bags))), None)
-            if first is not None:
-                ready = session.spin_until(lambda: not node.alive() or _has_camera_info(session, first),
-                                           config.startup_timeout)
+            ready = session.send_until_counted(session.pub_info, session.camera_info(first),
+                                               timeout=config.startup_timeout)
         if not node.alive():
             raise ReplayError(f"depth_node for backend '{label}' exited at start "
-                              f"(status {node.proc.returncode}): {node.last_log_line() or 'no output'}")
+                              f"(status {node.proc.returncode}): {node.last_error_line() or 'no output'}")
         if not ready:
             raise ReplayError(f"depth_node for backend '{label}' did not come up within {config.startup_timeout:.0f} s "
                               f"(see {report.out / 'logs'})")
@@ -313,29 +180,29 @@ def _run_backend(context, bags, config: ReplayConfig, recorder: Recorder, spec: 
                     if prev_stamp is not None and config.rate is None:
                         next_at += min(max((frame.stamp_ns - prev_stamp) / 1e9, 0.0), 5.0)
                     prev_stamp = frame.stamp_ns
-                    session.spin_for(next_at - time.monotonic())
+                    time.sleep(max(next_at - time.monotonic(), 0.0))
                     _collect(session, pending, recorder, label, stats, config, depth_from_image, bag_io)
                     if not node.alive():
                         raise ReplayError(f"depth_node for backend '{label}' stopped during the replay: "
-                                          f"{node.last_log_line() or 'no output'}")
+                                          f"{node.last_error_line() or 'no output'}")
                     published = session.publish(frame, with_mask)
                     stats.published += 1
                     pending[frame.stamp_ns] = Pending(frame, published)
                     if config.rate is not None:
                         next_at = published + 1.0 / config.rate
                     if config.lockstep:
-                        session.spin_until(lambda: frame.stamp_ns in session.arrivals, config.frame_timeout)
+                        wait_until(lambda: frame.stamp_ns in session.arrivals, config.frame_timeout, 0.002)
                         next_at = max(next_at, time.monotonic())
                     _collect(session, pending, recorder, label, stats, config, depth_from_image, bag_io)
                     report.checkpoint()
             # Let the last frames arrive, then count what never came as dropped.
-            session.spin_until(lambda: all(s in session.arrivals for s in pending), config.frame_timeout)
+            wait_until(lambda: all(s in session.arrivals for s in pending), config.frame_timeout, 0.002)
             _collect(session, pending, recorder, label, stats, config, depth_from_image, bag_io, final=True)
         # Let one more diagnostics message arrive so the node's own counters cover every frame.
-        session.spin_until(lambda: _diag_int(session, "frames_received") >= stats.published,
-                           max(3.0, 2.5 * float(params.get("diagnostics_period", 1.0))))
+        wait_until(lambda: session.counter("frames_received") >= stats.published,
+                   max(3.0, 2.5 * float(params.get("diagnostics_period", 1.0))))
     finally:
-        counters = dict(session.diagnostics) if session is not None else {}
+        counters = session.diagnostics if session is not None else {}
         if session is not None:
             session.close()
         code = node.stop()
@@ -344,28 +211,6 @@ def _run_backend(context, bags, config: ReplayConfig, recorder: Recorder, spec: 
         report.live_stats[label] = {"published": stats.published, "received": stats.received,
                                     "dropped_frames": stats.dropped, "unmatched_outputs": stats.late_or_unknown,
                                     "node_exit_status": code, "node": stats.node_counters}
-
-
-def _diag_int(session: LiveSession, key: str) -> int:
-    try:
-        return int(float(session.diagnostics.get(key, "-1")))
-    except ValueError:
-        return -1
-
-
-def _has_camera_info(session: LiveSession, frame: Frame) -> bool:
-    """Publish the camera_info again and say whether the node's diagnostics have counted one."""
-    from . import bag_io
-
-    now = time.monotonic()
-    if now - getattr(session, "_last_info_sent", 0.0) > 0.2:
-        info = bag_io.normalised_camera_info(frame.camera_info, frame.stamp_ns, frame.frame_id)
-        session.pub_info.publish(bag_io.serialize(info, bag_io.CAMERA_INFO))
-        session._last_info_sent = now
-    try:
-        return int(session.diagnostics.get("camera_info_received", "0")) > 0
-    except ValueError:
-        return False
 
 
 def _collect(session: LiveSession, pending: dict, recorder: Recorder, label: str, stats: LiveStats,

@@ -14,7 +14,6 @@ import math
 import os
 import tempfile
 import time
-from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -356,7 +355,6 @@ class RunReport:
         import matplotlib.pyplot as plt
 
         plots = self.out / "plots"
-        region = self.regions[0]
         # error vs distance, one panel per region
         regions = [r for r in self.active_regions if any(k[2] == r for k in self.distance)]
         if regions:
@@ -480,14 +478,6 @@ def _format_table(header: list[str], rows: list[list[str]], markdown: bool) -> s
     line = lambda cells: "  ".join(str(c).rjust(w) if i > 1 else str(c).ljust(w)  # noqa: E731
                                    for i, (c, w) in enumerate(zip(cells, widths)))
     return "\n".join([line(header), line(["-" * w for w in widths])] + [line(r) for r in rows])
-
-
-def group_scores(records: list[FrameRecord], key) -> dict:
-    """Records grouped by ``key(record)`` (helper for custom summaries)."""
-    groups: dict = defaultdict(list)
-    for r in records:
-        groups[key(r)].append(r)
-    return dict(groups)
 
 
 __all__ = ["FrameRecord", "FrameScore", "Preview", "RunReport", "preview_image", "write_bytes_atomic",

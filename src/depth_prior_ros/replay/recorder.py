@@ -1,0 +1,116 @@
+"""Shared by offline and live replay: score each depth map, record it, write previews and the output bag."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from .bag_io import BagWriter
+from .config import ReplayConfig
+from .frames import Frame
+from .metrics import FrameScore, score_frame
+from .report import FrameRecord, Preview, RunReport, preview_image, write_png_atomic
+
+
+# --------------------------------------------------------------------------- scoring
+def score(frame: Frame, depth: np.ndarray, config: ReplayConfig,
+          prior_aligned: np.ndarray | None = None) -> dict[tuple[str, str], FrameScore]:
+    """(region, scaling) -> FrameScore for one depth map; empty when the frame has no ground truth."""
+    if frame.gt is None:
+        return {}
+    regions = {"all": None}
+    if frame.road is not None:
+        regions["road"] = frame.road
+    out = {}
+    for region, mask in regions.items():
+        for scaling in config.scalings:
+            out[(region, scaling)] = score_frame(depth, frame.gt, config.protocol.with_scaling(scaling), mask,
+                                                 prior_aligned)
+    return out
+
+
+# --------------------------------------------------------------------------- output bag
+class OutputBag:
+    """The replay's MCAP: input image, camera_info, ground truth, and per backend its depth topics."""
+
+    def __init__(self, path: Path):
+        self.writer = BagWriter(path, overwrite=True, custom_data={"depth_prior.kind": "replay_output"})
+        self.writer.open()
+        self._inputs_written: set[tuple[str, int]] = set()
+        self._static_written = False
+
+    def write_inputs(self, frame: Frame) -> None:
+        from . import bag_io
+
+        key = (frame.bag, frame.stamp_ns)
+        if key in self._inputs_written:
+            return
+        self._inputs_written.add(key)
+        t = frame.stamp_ns
+        w = self.writer
+        if not self._static_written:
+            w.write("/tf_static", bag_io.make_tf_message([bag_io.make_transform_stamped(
+                frame.T_ground_from_camera, "replay_ground", frame.frame_id or "camera", t)]), bag_io.TF_MESSAGE, t)
+            self._static_written = True
+        w.write("/input/image", bag_io.make_image(frame.image, t, frame.frame_id), bag_io.IMAGE, t)
+        w.write("/input/camera_info", bag_io.normalised_camera_info(frame.camera_info, t, frame.frame_id),
+                bag_io.CAMERA_INFO, t)
+        if frame.gt is not None:
+            w.write("/ground_truth/depth", bag_io.make_image(frame.gt.astype(np.float32), t, frame.frame_id),
+                    bag_io.IMAGE, t)
+
+    def write_depth(self, label: str, frame: Frame, depth: np.ndarray) -> None:
+        from . import bag_io
+
+        t = frame.stamp_ns
+        topic = "/" + label.replace("-", "_").replace(".", "_")
+        self.writer.write(f"{topic}/depth", bag_io.make_image(np.asarray(depth, np.float32), t, frame.frame_id),
+                          bag_io.IMAGE, t)
+        info = bag_io.normalised_camera_info(frame.camera_info, t, frame.frame_id)
+        self.writer.write(f"{topic}/depth/camera_info", info, bag_io.CAMERA_INFO, t)
+
+    def close(self) -> Path:
+        return self.writer.close()
+
+
+# --------------------------------------------------------------------------- driver
+class Recorder:
+    """Shared by offline and live: scores a depth map, records it, writes previews and the output bag."""
+
+    def __init__(self, config: ReplayConfig, report: RunReport, out_bag: OutputBag | None):
+        self.config, self.report, self.out_bag = config, report, out_bag
+        self._previews: dict[tuple[str, str], int] = {}
+
+    def record(self, label: str, frame: Frame, depth: np.ndarray | None, *, processing_ms=None, latency_ms=None,
+               dropped=False, source="", error=None, prior_aligned=None) -> FrameRecord:
+        scores = score(frame, depth, self.config, prior_aligned) if depth is not None else {}
+        rec = FrameRecord(label, frame.bag, frame.condition, frame.index, frame.stamp_ns, scores, processing_ms,
+                          latency_ms, dropped, source, error, frame.gt_source, frame.gt_agreement)
+        self.report.add(rec)
+        if depth is None:
+            return rec
+        if frame.gt is not None:
+            self.report.distance_bins(label, frame.condition).add_frame(depth, frame.gt, self.config.protocol)
+            if frame.road is not None:
+                self.report.distance_bins(label, frame.condition, "road").add_frame(
+                    depth, frame.gt, self.config.protocol, frame.road)
+        if self.out_bag is not None:
+            self.out_bag.write_depth(label, frame, depth)
+        key = (label, frame.condition)
+        if frame.gt is not None and self._previews.get(key, 0) < self.config.previews_per_condition:
+            self._previews[key] = self._previews.get(key, 0) + 1
+            self.write_preview(label, frame, depth)
+        return rec
+
+    def write_preview(self, label: str, frame: Frame, depth: np.ndarray) -> None:
+        proto = self.config.protocol
+        title = f"{label} | {frame.condition} | {frame.bag} #{frame.index}"
+        # Colours over inverse depth from 3 m: nearer pixels saturate, the rest of the scene gets the range.
+        strip = preview_image(frame.image, depth, frame.gt, max(proto.min_depth, 3.0), proto.max_depth, title)
+        rel = f"previews/{_safe(label)}_{_safe(frame.condition)}_{frame.index:04d}.png"
+        write_png_atomic(self.report.out / rel, strip)
+        self.report.previews.append(Preview(rel, label, frame.condition, frame.index))
+
+
+def _safe(text: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in str(text))
