@@ -9,6 +9,8 @@ import argparse
 import json
 from pathlib import Path
 
+from ..parameters import PARAMS
+
 PROTOCOLS = ("auto", "default", "kitti", "nuscenes", "robotcar")
 
 
@@ -33,8 +35,8 @@ def _register_replay(sub) -> None:
                    help="weights per backend, in the order of --backend ('-' for none)")
     g.add_argument("--backend-options", default="{}", metavar="JSON",
                    help="JSON object of backend-specific options (given to every backend with a network)")
-    g.add_argument("--device", default="auto")
-    g.add_argument("--dtype", default="fp16", choices=("fp32", "fp16", "bf16"))
+    g.add_argument("--device", help=f"default: the node's ({PARAMS['device'].default})")
+    g.add_argument("--dtype", choices=PARAMS["dtype"].choices, help=f"default: the node's ({PARAMS['dtype'].default})")
     g.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
                    help="depth_node parameter override (NODES.md names; YAML value), e.g. max_depth=50")
     g.add_argument("--use-road-mask", action="store_true", help="feed the bag's road mask to the pipeline")

@@ -14,13 +14,14 @@ class ReplayError(RuntimeError):
 
 @dataclass
 class BackendSpec:
-    """One backend to replay: registry name, weights, extras; ``label`` names it in tables and topics."""
+    """One backend to replay: registry name, weights, extras; ``label`` names it in tables and topics.
+    device / dtype None keep the node's defaults (depth_prior_ros.parameters)."""
 
     name: str
     weights: str = ""
     options: dict = field(default_factory=dict)
-    device: str = "auto"
-    dtype: str = "fp16"
+    device: str | None = None
+    dtype: str | None = None
     label: str | None = None
 
     @property
@@ -28,8 +29,9 @@ class BackendSpec:
         return self.label or self.name
 
     def node_params(self) -> dict:
-        return {"backend": self.name, "weights": self.weights, "device": self.device, "dtype": self.dtype,
-                "backend_options": json.dumps(self.options)}
+        params = {"backend": self.name, "weights": self.weights, "device": self.device, "dtype": self.dtype,
+                  "backend_options": json.dumps(self.options)}
+        return {name: value for name, value in params.items() if value is not None}
 
 
 @dataclass
