@@ -1,6 +1,7 @@
 """Tiny random-initialised configurations of the real architectures, and checkpoints written in the
-formats the backends load (Hugging Face folder, released Depth-Anything .pth, training safetensors +
-card, released Jasmine folder). Shared by tests/test_models_*.py."""
+formats the backends load (Hugging Face folder and Jasmine folder through transformers' / diffusers' own
+writers, the released Depth-Anything .pth from its fixture, training safetensors + card). Shared by
+tests/test_models_*.py."""
 from __future__ import annotations
 
 import json
@@ -52,13 +53,19 @@ def write_hf_folder(model, folder: Path, card: dict | None = TINY_DA_CARD) -> Pa
     return folder
 
 
-def write_original_pth(model, path: Path, card: dict | None = TINY_DA_CARD) -> Path:
-    """The released Depth-Anything layout (pretrained.* / depth_head.*, fused qkv)."""
-    import torch
+V2S_CARD = {"card_version": 1, "architecture": "depth_anything", "variant": "vits", "short_side": 56,
+            "multiple_of": 14, "normalization": {"mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225]},
+            "output_kind": "affine_disparity", "training_data": "none (random test weights)",
+            "source": "tests/fixtures/releases/depth_anything_v2_vits.pth.txt", "options": {"version": 2}}
 
-    from depth_prior_ros.models import depth_anything_keys as keys
 
-    torch.save(keys.hub_to_original(keys.to_hub_names(model.state_dict())), str(path))
+def write_release_pth(path: Path, card: dict | None = V2S_CARD, values: bool = True) -> Path:
+    """A Depth Anything V2 ViT-S checkpoint in the release layout, built from its fixture alone (seeded values,
+    or stride-0 zeros when only keys and shapes matter), with ``card`` beside it."""
+    import helpers_releases as hr
+
+    fixture = hr.read_fixture("depth_anything_v2_vits.pth")
+    hr.write_pth(hr.release_state(fixture) if values else hr.shapes_only(fixture), path)
     if card is not None:
         write_card(path.with_suffix(".card.json"), card)
     return path

@@ -8,11 +8,10 @@ import pytest
 import torch
 
 from depth_prior_ros.models import BackendError, Prediction, create_backend
-from depth_prior_ros.models import depth_anything_keys as keys
 from depth_prior_ros.models.depth_anything import DepthAnythingNet, depth_anything_config
 
-from helpers_models import (TINY_DA, random_image, real_image, tiny_depth_anything, write_hf_folder,
-                            write_original_pth)
+import helpers_releases as hr
+from helpers_models import TINY_DA, random_image, real_image, tiny_depth_anything, write_hf_folder, write_release_pth
 
 
 @pytest.fixture(scope="module")
@@ -71,19 +70,23 @@ def test_published_variant_sizes():
     assert list(depth_anything_config("vitl", version=2).backbone_config.out_indices) == [5, 12, 18, 24]
 
 
-def test_original_key_names_match_the_released_layout(tiny_model):
-    original = keys.hub_to_original(keys.to_hub_names(tiny_model.state_dict()))
-    assert set(original) == expected_original_keys(TINY_DA["num_hidden_layers"])
+def test_released_key_names_and_how_the_loader_reads_them(tmp_path):
+    fixture = hr.read_fixture("depth_anything_v2_vits.pth")
+    assert {key for key, *_ in fixture.entries} == expected_original_keys(12)
+    state = hr.release_state(fixture)
+    backend = create_backend("ssd_student", weights=str(hr.write_pth(state, tmp_path / "depth_anything_v2_vits.pth")),
+                             device="cpu")
+    model = backend.net.model
     # the fused projection stacks query, key, value in that order
-    hidden = TINY_DA["hidden_size"]
-    qkv = original["pretrained.blocks.2.attn.qkv.weight"]
+    hidden = 384
+    qkv = state["pretrained.blocks.2.attn.qkv.weight"]
     assert qkv.shape == (3 * hidden, hidden)
-    module = tiny_model.backbone.encoder.layer[2].attention
+    module = model.backbone.encoder.layer[2].attention
     q_weight = module.q_proj.weight if hasattr(module, "q_proj") else module.attention.query.weight
     assert torch.equal(qkv[:hidden], q_weight)
     # refinenet4 (deepest level) is transformers' first fusion layer
-    assert torch.equal(original["depth_head.scratch.refinenet4.out_conv.weight"],
-                       tiny_model.neck.fusion_stage.layers[0].projection.weight)
+    assert torch.equal(state["depth_head.scratch.refinenet4.out_conv.weight"],
+                       model.neck.fusion_stage.layers[0].projection.weight)
 
 
 def test_hf_folder_loads_and_predicts_real_image(tmp_path, tiny_model, pixels):
@@ -103,28 +106,6 @@ def test_hf_folder_loads_and_predicts_real_image(tmp_path, tiny_model, pixels):
     assert info["parameters"] == sum(p.numel() for p in tiny_model.parameters())
 
 
-def test_original_pth_reproduces_in_memory_model_exactly(tmp_path, tiny_model, pixels):
-    path = write_original_pth(tiny_model, tmp_path / "depth_anything_tiny.pth")
-    backend = create_backend("ssd_student", weights=str(path), device="cpu")
-    assert backend.describe()["layout"] == "depth_anything_original"
-    with torch.no_grad():
-        assert torch.equal(backend.net(pixels), reference(tiny_model, pixels))
-
-
-def test_original_pth_without_card_infers_architecture(tmp_path, tiny_model, pixels):
-    # No card: sizes come from the tensors; the head count is the only thing shapes don't tell, so a
-    # model with one head per 64 channels (the DINOv2 rule) loads without any card.
-    cfg = depth_anything_config("vits", **dict(TINY_DA, num_attention_heads=1))
-    from helpers_models import randomize
-
-    model = randomize(DepthAnythingNet.from_config(cfg).model, seed=3).eval()
-    path = write_original_pth(model, tmp_path / "nocard.pth", card=None)
-    backend = create_backend("ssd_student", weights=str(path), device="cpu")
-    assert backend.describe()["card_path"] == "defaults"
-    with torch.no_grad():
-        assert torch.equal(backend.net(pixels), reference(model, pixels))
-
-
 def test_training_safetensors_with_card_reproduces(tmp_path, tiny_model, pixels):
     path = DepthAnythingNet(tiny_model).save_pretrained(tmp_path / "student.safetensors")
     assert (tmp_path / "student.card.json").is_file()
@@ -133,8 +114,8 @@ def test_training_safetensors_with_card_reproduces(tmp_path, tiny_model, pixels)
         assert torch.equal(backend.net(pixels), reference(tiny_model, pixels))
 
 
-def test_missing_key_fails_with_one_sentence_naming_file_and_key(tmp_path, tiny_model):
-    path = write_original_pth(tiny_model, tmp_path / "broken.pth")
+def test_missing_key_fails_with_one_sentence_naming_file_and_key(tmp_path):
+    path = write_release_pth(tmp_path / "broken.pth", values=False)
     state = torch.load(str(path), weights_only=True)
     del state["depth_head.scratch.refinenet2.resConfUnit1.conv2.bias"]
     torch.save(state, str(path))
@@ -145,8 +126,8 @@ def test_missing_key_fails_with_one_sentence_naming_file_and_key(tmp_path, tiny_
     assert "missing" in message and "\n" not in message
 
 
-def test_wrong_shape_fails_naming_first_mismatching_key(tmp_path, tiny_model):
-    path = write_original_pth(tiny_model, tmp_path / "wrong.pth")
+def test_wrong_shape_fails_naming_first_mismatching_key(tmp_path):
+    path = write_release_pth(tmp_path / "wrong.pth", values=False)
     state = torch.load(str(path), weights_only=True)
     state["pretrained.blocks.1.mlp.fc2.weight"] = torch.zeros(64, 100)
     torch.save(state, str(path))
@@ -205,3 +186,11 @@ def test_options_and_requirements_are_checked(tmp_path, tiny_model):
     assert fixed.describe()["dtype"] == "fp32"  # fp16 falls back to fp32 on CPU
     tiny = create_backend("ssd_student", random_init=True, variant="vits", config=TINY_DA, device="cpu")
     assert tiny.predict(random_image(40, 70)).values.shape == (40, 70)
+
+
+def test_the_authors_position_resize_traces_for_onnx_export(pixels):
+    net = DepthAnythingNet(tiny_depth_anything(seed=2))
+    net.resize_positions_like_dinov2()
+    with torch.no_grad():
+        traced = torch.jit.trace(net, pixels, check_trace=False)
+        assert torch.allclose(traced(pixels), net(pixels), atol=1e-6)

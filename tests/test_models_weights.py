@@ -15,7 +15,8 @@ from depth_prior_ros.models import BackendError
 from depth_prior_ros.models import weights as weights_module
 from depth_prior_ros.models.weights import KnownWeights, _safe_extract, fetch
 
-from helpers_models import TINY_DA_CARD, tiny_depth_anything, write_jasmine_folder, write_original_pth
+import helpers_releases as hr
+from helpers_models import TINY_DA_CARD, write_jasmine_folder, write_release_pth
 
 
 @pytest.fixture()
@@ -39,7 +40,7 @@ def server(tmp_path):
 
 @pytest.fixture(scope="module")
 def student_pth(tmp_path_factory):
-    return write_original_pth(tiny_depth_anything(seed=6), tmp_path_factory.mktemp("w") / "student.pth")
+    return write_release_pth(tmp_path_factory.mktemp("w") / "student.pth")
 
 
 def test_fetch_url_with_good_and_bad_checksum(server, tmp_path, student_pth, capsys):
@@ -114,15 +115,14 @@ def test_zip_slip_is_refused(tmp_path):
 def test_weights_check_prints_card_and_parameters(student_pth, capsys):
     assert cli_main(["weights", "check", str(student_pth)]) == 0
     out = capsys.readouterr().out
-    model = tiny_depth_anything(seed=6)
-    assert f"parameters: {sum(p.numel() for p in model.parameters()):,}" in out
+    assert f"parameters: {hr.read_fixture('depth_anything_v2_vits.pth').parameters:,}" in out
     assert '"architecture": "depth_anything"' in out and "backend:    ssd_student" in out and "ok:" in out
 
 
 def test_weights_check_reports_mismatch_in_one_sentence(tmp_path, capsys):
     import torch
 
-    path = write_original_pth(tiny_depth_anything(seed=6), tmp_path / "bad.pth")
+    path = write_release_pth(tmp_path / "bad.pth", values=False)
     state = torch.load(str(path), weights_only=True)
     state["depth_head.scratch.output_conv1.weight"] = torch.zeros(3, 16, 3, 3)
     torch.save(state, str(path))

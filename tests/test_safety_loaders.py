@@ -168,14 +168,14 @@ REMOTE_CODE_KEYS = {"trust_remote_code": True, "auto_map": {"AutoModel": "evil_m
 
 
 def test_card_with_remote_code_keys_is_read_as_plain_data(tmp_path, marker, caplog):
-    card = dict(hm.TINY_DA_CARD, **REMOTE_CODE_KEYS)
+    card = dict(hm.V2S_CARD, **REMOTE_CODE_KEYS)
     card["options"] = dict(card["options"], trust_remote_code=True)
     path = hm.write_card(tmp_path / "m.card.json", card)
     parsed = read_card(path)
     assert not hasattr(parsed, "trust_remote_code") and not hasattr(parsed, "auto_map")
     assert "ignoring unknown card fields" in caplog.text and "trust_remote_code" in caplog.text
     # ... and a backend loaded with that card runs normally, with the remote-code keys doing nothing.
-    weights = hm.write_original_pth(hm.tiny_depth_anything(), tmp_path / "m.pth", card=None)
+    weights = hm.write_release_pth(tmp_path / "m.pth", card=None)
     backend = create_backend("ssd_student", weights=str(weights), device="cpu")
     assert backend.card.path == str(path)
     assert backend.predict(hm.random_image(56, 84)).values.shape == (56, 84)
@@ -211,10 +211,9 @@ def test_hugging_face_folder_with_auto_map_runs_no_modeling_file(tmp_path, marke
 def test_card_hf_config_with_remote_code_keys_runs_no_code(tmp_path, marker):
     from depth_prior_ros.models.depth_anything import depth_anything_config
 
-    hf = depth_anything_config("vits", **hm.TINY_DA).to_dict()
+    hf = depth_anything_config("vits", version=2).to_dict()
     hf.update(auto_map={"AutoModel": "modeling_evil.Evil"}, trust_remote_code=True)
-    weights = hm.write_original_pth(hm.tiny_depth_anything(), tmp_path / "m.pth",
-                                    card=dict(hm.TINY_DA_CARD, options={"hf_config": hf}))
+    weights = hm.write_release_pth(tmp_path / "m.pth", card=dict(hm.V2S_CARD, options={"hf_config": hf}))
     (tmp_path / "modeling_evil.py").write_text(f"open({str(marker)!r}, 'w').write('code ran')\n")
     backend = create_backend("ssd_student", weights=str(weights), device="cpu")
     assert backend.predict(hm.random_image(56, 84)).values.shape == (56, 84)
@@ -229,10 +228,9 @@ OFFLINE_PROBE = textwrap.dedent("""
     from depth_prior_ros.models.base import BackendError
     from depth_prior_ros.models.depth_anything import depth_anything_config
     tmp = Path({tmp!r})
-    hf = depth_anything_config("vits", **hm.TINY_DA).to_dict()
+    hf = depth_anything_config("vits", version=2).to_dict()
     hf.update(json.loads({changes!r}))
-    weights = hm.write_original_pth(hm.tiny_depth_anything(), tmp / "m.pth",
-                                    card=dict(hm.TINY_DA_CARD, options={{"hf_config": hf}}))
+    weights = hm.write_release_pth(tmp / "m.pth", card=dict(hm.V2S_CARD, options={{"hf_config": hf}}), values=False)
     try:
         create_backend("ssd_student", weights=str(weights), device="cpu")
         print("LOADED")

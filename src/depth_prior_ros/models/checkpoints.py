@@ -117,28 +117,35 @@ def strip_prefix(state: dict, prefix: str) -> dict:
     return state
 
 
-def load_strict(model: "torch.nn.Module", state: Mapping[str, "torch.Tensor"], source: str | Path,
-                original_name: Callable[[str], str] | None = None, what: str = "model") -> None:
-    """Copy ``state`` into ``model`` or fail with one sentence naming ``source`` and the first bad key.
-
-    Keys are checked in the model's own order: a missing key or a wrong shape is reported first, then
-    keys the model does not have. ``original_name`` maps a model key back to the checkpoint's own name
-    (for converted checkpoints) so the message names the key the user can find in their file.
-    """
+def check_strict(expected: Mapping[str, "torch.Tensor"], state: Mapping[str, "torch.Tensor"], source: str | Path,
+                 original_name: Callable[[str], str] | None = None, what: str = "model") -> None:
+    """Fail with one sentence naming ``source`` and the first key of ``state`` that does not match
+    ``expected`` (a module's state dict): a missing key or a wrong shape first (in the module's order),
+    then keys the module does not have. ``original_name`` maps a module key to the checkpoint's own
+    spelling (for converted checkpoints) so the message names the key the user can find in their file."""
     name = original_name or (lambda k: k)
-    expected = model.state_dict()
     for key, tensor in expected.items():
         if key not in state:
             raise BackendError(f"{source} is missing key '{name(key)}' that the {what} needs")
-        got = state[key]
-        if tuple(got.shape) != tuple(tensor.shape):
-            raise BackendError(f"{source}: key '{name(key)}' has shape {tuple(got.shape)} but the {what} "
+        if tuple(state[key].shape) != tuple(tensor.shape):
+            raise BackendError(f"{source}: key '{name(key)}' has shape {tuple(state[key].shape)} but the {what} "
                                f"expects {tuple(tensor.shape)}")
     for key in state:
         if key not in expected:
             raise BackendError(f"{source} has key '{name(key)}' that the {what} does not have "
                                f"(wrong architecture or variant?)")
-    model.load_state_dict(dict(state), strict=True)
+
+
+def load_strict(model: "torch.nn.Module", state: Mapping[str, "torch.Tensor"], source: str | Path,
+                original_name: Callable[[str], str] | None = None, what: str = "model") -> None:
+    """Give ``model`` the tensors of ``state`` (checked by ``check_strict``) in the model's dtypes.
+
+    The module takes the tensors over instead of copying them, so a module built on the meta device
+    (no memory, no time spent on initial values) ends up with exactly one copy of the weights.
+    """
+    expected = model.state_dict()
+    check_strict(expected, state, source, original_name, what)
+    model.load_state_dict({k: v.to(expected[k].dtype).contiguous() for k, v in state.items()}, strict=True, assign=True)
 
 
 def parameter_count(module) -> int:

@@ -9,15 +9,22 @@ v1/v2 relative models and metric models. Weights it loads (``DepthAnythingNet.fr
 (c) a ``.safetensors`` of the transformers module's state dict + its model card (the training
     package's format; ``options.hf_config`` in the card pins the exact config when present).
 
+Nothing the tensors cannot tell is guessed: V1 or V2 (which DINOv2 blocks feed the head) and relative or
+metric output come from the card, else from the release file name (``depth_anything_v2_vits.pth``,
+``depth_anything_vits14.pth``, ``depth_anything_v2_metric_vkitti_vitl.pth``), else the load is refused;
+``describe()["settings"]`` and the log say which source decided. Networks loaded from the released .pth
+resize their position embeddings the authors' way (``dinov2_position_encoding``).
+
 Card options understood here: ``num_attention_heads``, ``out_indices``, ``version`` (1 or 2: which
-DINOv2 layers feed the head), ``hf_config`` (a full DepthAnythingConfig dict).
+DINOv2 layers feed the head), ``max_depth`` (metric cards), ``hf_config`` (a full DepthAnythingConfig
+dict), ``position_resize`` ("dinov2": the authors' resize, written by save_pretrained when it applies).
 """
 from __future__ import annotations
 
-import json
 import logging
 import math
 import re
+import types
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -80,7 +87,8 @@ def depth_anything_config(variant: str = "vitb", *, hidden_size: int | None = No
     backbone = Dinov2Config(hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=heads,
                             mlp_ratio=mlp_ratio, image_size=image_size, patch_size=patch_size,
                             out_indices=list(out_indices), apply_layernorm=True, reshape_hidden_states=False)
-    extra = {"max_depth": max_depth} if max_depth is not None else {}
+    # transformers declares max_depth an int (the releases use 20 and 80)
+    extra = {"max_depth": int(max_depth) if float(max_depth).is_integer() else max_depth} if max_depth else {}
     return DepthAnythingConfig(backbone_config=backbone, reassemble_hidden_size=hidden, patch_size=patch_size,
                                neck_hidden_sizes=list(neck_hidden_sizes or base["neck_hidden_sizes"]),
                                fusion_hidden_size=fusion_hidden_size or base["fusion_hidden_size"],
@@ -140,22 +148,64 @@ def _config_from_card(hf_config: dict, source: str):
         raise BackendError(f"{source}: the model card's hf_config is not a valid Depth Anything config ({first})") from None
 
 
-def config_for_state(state: dict, card: ModelCard, source: str, name=lambda hub_key: hub_key):
-    """DepthAnythingConfig for a hub-named state dict: the card's hf_config, else shapes + card options."""
-    opts = card.options
+# The release file names (Depth-Anything's and Depth-Anything-V2's READMEs and transformers' converter).
+V1_RELEASE = re.compile(r"depth_anything_(vit[sbl])14\.pth")
+V2_RELEASE = re.compile(r"depth_anything_v2_(?:metric_(hypersim|vkitti)_)?(vit[sbl])\.pth")
+# Depth-Anything-V2 metric_depth/README.md: max_depth 20 for the indoor (Hypersim) models, 80 for outdoor (VKITTI).
+METRIC_MAX_DEPTH = {"hypersim": 20, "vkitti": 80}
+
+
+def release_name_settings(path: Path) -> dict[str, Any]:
+    """What a released Depth Anything file name says (version, variant, metric range); {} for other names."""
+    if m := V1_RELEASE.fullmatch(path.name):
+        return {"version": 1, "variant": m[1]}
+    if m := V2_RELEASE.fullmatch(path.name):
+        return {"version": 2, "variant": m[2], **({"max_depth": METRIC_MAX_DEPTH[m[1]]} if m[1] else {})}
+    return {}
+
+
+def config_for_state(state: dict, card: ModelCard, path: Path, name=lambda hub_key: hub_key):
+    """(DepthAnythingConfig, which sources decided it) for a hub-named state dict without a config.json.
+
+    The tensors prove the sizes and, for the published sizes, the variant and its head count. What they
+    cannot tell -- V1 or V2 (which blocks feed the head) and relative or metric output -- comes from the
+    card, else from the release file name; otherwise the load is refused with one sentence.
+    """
+    opts = card.options if card.path else {}
     if isinstance(opts.get("hf_config"), dict):
-        return _config_from_card(opts["hf_config"], source)
-    arch = architecture_from_state(state, source, name)
-    variant = canonical_variant(card.variant) or _VARIANT_BY_HIDDEN.get(arch["hidden_size"], "")
-    if _VARIANT_BY_HIDDEN.get(arch["hidden_size"]) not in (None, variant):
-        log.warning("%s: card says variant '%s' but the tensors are %s-sized; following the tensors",
-                    source, card.variant, _VARIANT_BY_HIDDEN[arch["hidden_size"]])
-        variant = _VARIANT_BY_HIDDEN[arch["hidden_size"]]
-    metric = card.output_kind == "metric_depth"
-    return depth_anything_config(
-        variant, num_attention_heads=opts.get("num_attention_heads"), out_indices=opts.get("out_indices"),
-        version=int(opts.get("version", 1)), depth_estimation_type="metric" if metric else "relative",
-        max_depth=opts.get("max_depth", 80.0 if metric else None), **arch)
+        return _config_from_card(opts["hf_config"], str(path)), "the card's hf_config"
+    arch = architecture_from_state(state, str(path), name)
+    size = (arch["hidden_size"], arch["num_hidden_layers"])
+    proven = next((v for v, s in VARIANTS.items() if (s["hidden_size"], s["num_hidden_layers"]) == size), "")
+    named, card_name = release_name_settings(path), Path(card.path or card_path_for(path)).name
+    for who, said in ((f"the card {card_name}", canonical_variant(card.variant) if card.path else ""),
+                      ("its file name", named.get("variant", ""))):
+        if said in VARIANTS and said != proven:
+            raise BackendError(f"{path}: {who} says variant '{said}' but its tensors are "
+                               f"{proven + '-sized' if proven else 'not a published Depth Anything size'}")
+    heads = opts.get("num_attention_heads") or VARIANTS.get(proven, {}).get("num_attention_heads")
+    if "version" in opts or "out_indices" in opts:
+        version, version_from = int(opts.get("version", 0)), f"the card {card_name}"
+    elif named:
+        version, version_from = named["version"], "the file name"
+    else:
+        raise BackendError(f"{path} does not say whether it is Depth Anything V1 or V2 (same keys and shapes): "
+                           f"add {card_name} with options.version, or keep its release name (e.g. "
+                           f"depth_anything_v2_vits.pth)")
+    if not heads or (version == 2 and not proven and "out_indices" not in opts):
+        raise BackendError(f"{path}: a {size[0]}-wide, {size[1]}-block ViT is not a published Depth Anything "
+                           f"size; give options.num_attention_heads and out_indices in {card_name}")
+    metric = card.output_kind == "metric_depth" if card.path else "max_depth" in named
+    max_depth = opts.get("max_depth") if card.path else named.get("max_depth")
+    if metric and max_depth is None:
+        raise BackendError(f"{path}: the card {card_name} says metric_depth but gives no options.max_depth")
+    output_from = f"the card {card_name}" if card.path else "the file name"
+    config = depth_anything_config(proven or "custom", num_attention_heads=heads, out_indices=opts.get("out_indices"),
+                                   version=version, depth_estimation_type="metric" if metric else "relative",
+                                   max_depth=max_depth if metric else None, **arch)
+    taps = f"V{version}" if version else f"blocks {opts['out_indices']}"
+    return config, f"{taps} from {version_from}, sizes from the tensors, " \
+                   f"{'metric' if metric else 'relative'} output from {output_from}"
 
 
 def _read_hf_folder(folder: Path) -> tuple[Any, dict, Path]:
@@ -174,18 +224,25 @@ def _variant_label(config) -> str:
 
 
 def card_for_weights(weights: str | Path, variant: str = "") -> ModelCard:
-    card = load_card(weights, "depth_anything", canonical_variant(variant))
-    if card.path is None and weights and Path(weights).is_dir():
-        # An HF folder knows whether it is metric; the default card would call it relative.
-        try:
-            cfg = json.loads((Path(weights) / "config.json").read_text())
-        except (OSError, ValueError):
-            cfg = {}
-        if cfg.get("depth_estimation_type") == "metric":
-            card = card.replace(output_kind="metric_depth")
-        hidden = (cfg.get("backbone_config") or {}).get("hidden_size")
-        card = card.replace(variant=_VARIANT_BY_HIDDEN.get(hidden, card.variant))
-    return card
+    return load_card(weights, "depth_anything", canonical_variant(variant))
+
+
+def dinov2_position_encoding(self, embeddings, height: int, width: int):
+    """DINOv2's own resize of the position embeddings, which the released .pth files were made and run with:
+    bicubic with scale factors (n + 0.1) / grid where transformers asks for the size n itself (on a V2 ViT-S
+    at 518x924 the outputs differ by 1.6e-2 of their scale). Bound to a Dinov2Embeddings in place of its
+    interpolate_pos_encoding."""
+    positions = self.position_embeddings
+    grid = math.sqrt(positions.shape[1] - 1)
+    if embeddings.shape[1] == positions.shape[1] and height == width:
+        return positions
+    patch = self.patch_embeddings.patch_size
+    table = positions.float()[:, 1:].reshape(1, int(grid), int(grid), -1).permute(0, 3, 1, 2)
+    table = torch.nn.functional.interpolate(
+        table, scale_factor=((int(height) // patch[0] + 0.1) / grid, (int(width) // patch[1] + 0.1) / grid),
+        mode="bicubic")  # int(): a traced (ONNX) export passes the sizes as tensors
+    table = table.permute(0, 2, 3, 1).reshape(1, -1, positions.shape[-1])
+    return torch.cat((positions.float()[:, :1], table), dim=1).to(positions.dtype)
 
 
 class DepthAnythingNet(torch.nn.Module):
@@ -196,6 +253,8 @@ class DepthAnythingNet(torch.nn.Module):
         super().__init__()
         self.model = model
         self.layout = layout
+        self.settings = "random initialisation"  # which sources decided what the tensors cannot tell
+        self.dinov2_positions = False
 
     @property
     def config(self):
@@ -235,13 +294,24 @@ class DepthAnythingNet(torch.nn.Module):
             return keys.hub_key_to_original(hub_key) if original else keys.hub_key_to_module(hub_key,
                                                                                               file_uses_proj_names)
 
-        net = cls.from_config(config or config_for_state(state, card, str(source), name_in_file))
-        net.layout = layout
+        config, net_settings = (config, "config.json") if config else config_for_state(state, card, path, name_in_file)
+        with torch.device("meta"):  # no memory or time for initial values: load_strict hands over the file's tensors
+            net = cls.from_config(config)
+        net.layout, net.settings = layout, net_settings
+        if original or card.options.get("position_resize") == "dinov2":
+            net.resize_positions_like_dinov2()
+        log.info("%s: Depth Anything %s, %s", source, _variant_label(config), net_settings)
         proj_names = keys.module_uses_proj_names(net.model.state_dict().keys())
         module_state = {keys.hub_key_to_module(k, proj_names): v for k, v in state.items()}
         load_strict(net.model, module_state, source, original_name=lambda k: name_in_file(keys.module_key_to_hub(k)),
                     what=f"Depth Anything {_variant_label(net.config)} model")
         return net
+
+    def resize_positions_like_dinov2(self) -> None:
+        """Resize position embeddings at other input sizes the way the authors' DINOv2 code does."""
+        embeddings = self.model.backbone.embeddings
+        embeddings.interpolate_pos_encoding = types.MethodType(dinov2_position_encoding, embeddings)
+        self.dinov2_positions = True
 
     def save_pretrained(self, path: str | Path, card: ModelCard | None = None) -> Path:
         """Write format (c): ``path`` (.safetensors of the transformers module's state dict) and, beside it,
@@ -252,7 +322,8 @@ class DepthAnythingNet(torch.nn.Module):
         p.parent.mkdir(parents=True, exist_ok=True)
         save_file({k: v.detach().contiguous().cpu() for k, v in self.model.state_dict().items()}, str(p))
         card = card or default_card("depth_anything", _variant_label(self.config))
-        options = dict(card.options, hf_config=self.config.to_dict())
+        options = dict(card.options, hf_config=self.config.to_dict(), **({"position_resize": "dinov2"}
+                                                                           if self.dinov2_positions else {}))
         write_card(card.replace(options=options, path=None), card_path_for(p))
         return p
 
@@ -299,8 +370,9 @@ def create_ssd_student(options: DepthAnythingOptions) -> SSDStudentBackend:
         card = card.replace(input_size=(int(o.input_size[0]), int(o.input_size[1])))
     if o.short_side is not None:
         card = card.replace(short_side=int(o.short_side), input_size=None)
-    info = {"layout": net.layout, "variant": _variant_label(net.config)}
-    if card.path is None:
-        card = card.replace(variant=info["variant"])
+    info = {"layout": net.layout, "variant": _variant_label(net.config), "settings": net.settings}
+    if card.path is None:  # the defaults follow what the file (or its name) says
+        card = card.replace(variant=info["variant"], output_kind="metric_depth" if net.config.depth_estimation_type
+                            == "metric" else "affine_disparity")
     return SSDStudentBackend(net, card, weights=o.weights, device=o.device, dtype=o.dtype, compile=o.compile,
                              extra_info=info)

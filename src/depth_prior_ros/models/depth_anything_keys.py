@@ -109,11 +109,6 @@ def _convert(key: str, to_hub: bool) -> str | None:
     return None
 
 
-def original_key_to_hub(key: str) -> str | None:
-    """One original key -> hub key (None for the fused qkv and for keys outside the architecture)."""
-    return _convert(key, to_hub=True)
-
-
 def hub_key_to_original(key: str) -> str:
     """One hub key -> the original key that holds it (q/k/v all live in the fused ``attn.qkv``)."""
     m = _HUB_QKV.match(key)
@@ -138,23 +133,7 @@ def original_to_hub(state: dict, source: str = "checkpoint") -> dict:
             for which, part in zip(_QKV_ORDER, tensor.chunk(3, dim=0)):
                 out[f"backbone.encoder.layer.{m['i']}.attention.attention.{which}.{m['p']}"] = part.clone()
             continue
-        out[original_key_to_hub(key) or key] = tensor
-    return out
-
-
-def hub_to_original(state: dict) -> dict:
-    """Hub-named state dict -> released Depth-Anything names (q/k/v fused back into ``attn.qkv``)."""
-    import torch
-
-    out, parts = {}, {}
-    for key, tensor in state.items():
-        m = _HUB_QKV.match(key)
-        if m:
-            parts.setdefault((m["i"], m["p"]), {})[m["which"]] = tensor
-            continue
-        out[hub_key_to_original(key)] = tensor
-    for (i, p), qkv in parts.items():
-        out[f"pretrained.blocks.{i}.attn.qkv.{p}"] = torch.cat([qkv[w] for w in _QKV_ORDER], dim=0)
+        out[_convert(key, to_hub=True) or key] = tensor
     return out
 
 

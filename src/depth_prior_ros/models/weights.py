@@ -44,7 +44,7 @@ class KnownWeights:
 _HF = "https://huggingface.co"
 _DA_CARD = {"architecture": "depth_anything", "short_side": 518, "multiple_of": 14,
             "normalization": {"mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225]},
-            "output_kind": "affine_disparity",
+            "output_kind": "affine_disparity", "options": {"version": 1},
             "training_data": "1.5M labelled + 62M unlabelled images (Depth Anything v1)"}
 
 
