@@ -17,7 +17,7 @@ from ..models.base import BackendBase, Prediction
 from ..models.registry import create_backend
 from ..pipeline import DepthPipeline, PipelineConfig
 from ..prior.cache import GroundPriorCache
-from ..prior.ground import ground_depth
+from ..prior.ground import RayGrid, ground_depth
 from ..prior.scene import scene_prior
 from .timing import Timing, measure
 
@@ -171,7 +171,7 @@ def stage_calls(preset: CameraPreset, stages) -> dict[str, tuple]:
         calls[GROUND] = (lambda: ground_depth(cam.K, W, H, T, max_depth=80.0), "closed form, no cache")
     if GROUND_DISTORTED in stages:
         distorted = PinholeCamera(cam.K, W, H, np.array([-0.05, 0.01, 0.0, 0.0, 0.0]))
-        rays = distorted.pixel_rays()
+        rays = RayGrid.from_rays(distorted.pixel_rays().astype(np.float32))  # as GroundPriorCache keeps them
         calls[GROUND_DISTORTED] = (lambda: ground_depth(cam.K, W, H, T, max_depth=80.0, rays=rays),
                                    "undistorted rays cached per camera")
     if PRIOR_GROUND in stages:
