@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .prior.ground import BLOCK_PIXELS, disparity_limits
+
 ALIGN_KINDS = ("affine_disparity", "scale_depth", "metric_depth")
 
 
@@ -96,10 +98,11 @@ def relative_residual(kind: str, params: np.ndarray, p: np.ndarray, y: np.ndarra
     For affine_disparity the error is measured in disparity (|a p + b - 1/y| * y), which to first
     order equals the relative depth error and avoids dividing by a model that may cross zero.
     """
-    a, b = params[:, :1], params[:, 1:2]
-    if kind == "affine_disparity":
-        return np.abs((a * p[None] + b) * y[None] - 1.0)
-    return np.abs(a * p[None] / y[None] - 1.0)
+    # One matrix product gives every hypothesis' model at every sample: (a p + b) y = [a, b] . [p y, y].
+    features = np.stack([p * y, y]) if kind == "affine_disparity" else (p / y)[None]
+    res = np.asarray(params, dtype=np.float64)[:, :features.shape[0]] @ features
+    res -= 1.0
+    return np.abs(res, out=res)
 
 
 def hypotheses(kind: str, p: np.ndarray, y: np.ndarray, count: int, rng: np.random.Generator) -> np.ndarray:
@@ -172,21 +175,45 @@ def robust_fit(kind: str, p: np.ndarray, y: np.ndarray, w: np.ndarray, config: A
 
 # --------------------------------------------------------------------------- application
 def apply_model(kind: str, prediction: np.ndarray, params, min_depth: float, max_depth: float) -> np.ndarray:
-    """Metric depth (H, W) float32 from a prediction and fitted params; NaN outside [min, max]."""
-    a, b = float(params[0]), float(params[1])
-    pred = np.asarray(prediction, dtype=np.float32)
-    out = np.empty_like(pred)
+    """Metric depth (H, W) float32 from a prediction and fitted params; NaN outside [min, max].
+
+    One pass over the frame, in blocks that stay in the L2 cache: the model (float32, as a * p + b then
+    its reciprocal for affine_disparity), then the range test, which is done on the disparity before
+    dividing (``disparity_limits`` makes it agree with a test on the depth to the last bit) and skipped
+    for blocks wholly inside or outside the range (known from the block's minimum and maximum).
+    NaN, inf and negative values come out NaN.
+    """
+    a, b = np.float32(params[0]), np.float32(params[1])
+    pred = np.ascontiguousarray(prediction, dtype=np.float32)
+    out = np.empty(pred.shape, dtype=np.float32)
+    # The range is compared in float32, as a float32 depth against the (rounded) limits.
+    lo_depth, hi_depth = float(np.float32(min_depth)), float(np.float32(max_depth))
+    invert = kind == "affine_disparity"
+    lo, hi = disparity_limits(lo_depth, hi_depth) if invert else (np.float32(lo_depth), np.float32(hi_depth))
+    flat_in, flat_out = pred.reshape(-1), out.reshape(-1)
+    mask = np.empty(min(BLOCK_PIXELS, flat_in.size), dtype=bool)
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        if kind == "affine_disparity":
-            np.multiply(pred, np.float32(a), out=out)
-            out += np.float32(b)
-            np.reciprocal(out, out=out)
-        elif kind == "scale_depth":
-            np.multiply(pred, np.float32(a), out=out)
-        else:
-            out[...] = pred
-        # One combined test also maps NaN/inf/negative to NaN (comparisons with NaN are False).
-        out[~((out >= min_depth) & (out <= max_depth))] = np.nan
+        for start in range(0, flat_in.size, BLOCK_PIXELS):
+            block, src = flat_out[start:start + BLOCK_PIXELS], flat_in[start:start + BLOCK_PIXELS]
+            if kind == "metric_depth":
+                block[...] = src
+            else:
+                np.multiply(src, a, out=block)
+                if invert:
+                    block += b
+            low, high = block.min(), block.max()  # NaN if any value is NaN: then the masked path
+            if low >= lo and high <= hi:
+                m = None
+            elif high < lo or low > hi:
+                block.fill(np.nan)
+                continue
+            else:
+                m = np.less(block, lo, out=mask[:block.size])
+                m |= block > hi
+            if invert:
+                np.reciprocal(block, out=block)
+            if m is not None:
+                np.copyto(block, np.float32(np.nan), where=m)
     return out
 
 

@@ -69,18 +69,29 @@ class RayGrid:
         return self.x.shape
 
 
-def inverse_depth_limits(max_depth: float | None) -> tuple[np.float32, np.float32]:
-    """float32 (lo, hi): a ground disparity q gives a depth 1 / q iff lo <= q <= hi.
+def disparity_limits(min_depth: float, max_depth: float | None) -> tuple[np.float32, np.float32]:
+    """float32 (lo, hi) such that a float32 disparity d has lo <= d <= hi exactly when its float32 depth
+    1 / d lies in [min_depth, max_depth] (max_depth None: the depth is finite; min_depth <= 0: hi = inf).
 
-    lo is the smallest float32 whose float32 reciprocal is <= max_depth (or finite without a cap), so a
-    depth never exceeds the cap by rounding; hi = 1 / tiny keeps the depth from underflowing to 0.
+    Testing d instead of the depth lets a pass mask before (or without) dividing; lo and hi are found by
+    stepping from the rounded reciprocals, so the test agrees with the division to the last bit.
     """
+    one = np.float32(1.0)
     upper = float(F32.max) if max_depth is None else float(max_depth)
-    lo = np.float32(1.0 / upper)
     with np.errstate(over="ignore", divide="ignore"):
-        while not np.float32(1.0) / lo <= upper:
+        lo = np.float32(1.0 / upper)
+        while not one / lo <= upper:
             lo = np.nextafter(lo, np.float32(np.inf))
-    return lo, np.float32(1.0 / float(F32.tiny))
+        while lo > 0 and one / np.nextafter(lo, np.float32(0)) <= upper:
+            lo = np.nextafter(lo, np.float32(0))
+        if min_depth <= 0:
+            return lo, np.float32(np.inf)
+        hi = np.float32(1.0 / min_depth)
+        while not one / hi >= min_depth:
+            hi = np.nextafter(hi, np.float32(0))
+        while np.isfinite(hi) and one / np.nextafter(hi, np.float32(np.inf)) >= min_depth:
+            hi = np.nextafter(hi, np.float32(np.inf))
+    return lo, hi
 
 
 class _AffineDisparity:
@@ -202,7 +213,7 @@ def ground_depth(K, width: int, height: int, T_ground_from_camera, max_depth: fl
     if rays is None and D is not None and np.any(np.asarray(D) != 0):
         rays = RayGrid.from_camera(PinholeCamera(K, width, height, D))
     c = -T[2, :3] / T[2, 3]  # ground disparity of the ray (x, y, 1) is c . (x, y, 1)
-    lo, hi = inverse_depth_limits(max_depth)
+    lo, hi = disparity_limits(float(F32.tiny), max_depth)  # depth >= tiny: no underflow to 0
     depth = np.empty((height, width), dtype=np.float32)
     if rays is not None and rays.shape != (height, width):
         raise ValueError(f"cached rays are {rays.shape[1]}x{rays.shape[0]} but the image is {width}x{height}")
