@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from . import on_device
+from .arrays import is_tensor, to_host
 from .prior.ground import BLOCK_PIXELS, disparity_limits
 
 ALIGN_KINDS = ("affine_disparity", "scale_depth", "metric_depth")
@@ -71,19 +73,20 @@ def sample_fit_pixels(prediction: np.ndarray, prior: np.ndarray, weight: np.ndar
                       valid: np.ndarray | None, config: AlignConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Pick up to ``max_samples`` pixels where prediction and prior are both usable.
 
-    A strided grid first (cheap on a full-HD frame: no full-size masks), then a random subset.
-    Returns p (N,), y (N,) prior depth, w (N,) weights, all float64.
+    A strided grid first (cheap on a full-HD frame: no full-size masks), then a random subset. The inputs
+    may be torch tensors on any device: only the grid comes to the host.
+    Returns p (N,), y (N,) prior depth, w (N,) weights, all float64 numpy.
     """
     H, W = prior.shape
     stride = max(1, int(np.sqrt(H * W / (3.0 * config.max_samples))))
     offset = stride // 2
     grid = (slice(offset, None, stride), slice(offset, None, stride))
-    p = prediction[grid].ravel()
-    y = prior[grid].ravel()
-    w = weight[grid].ravel() if weight is not None else np.ones_like(y)
+    p = to_host(prediction[grid]).ravel()
+    y = to_host(prior[grid]).ravel()
+    w = to_host(weight[grid]).ravel() if weight is not None else np.ones_like(y)
     ok = np.isfinite(p) & np.isfinite(y) & (y > 0) & (w >= config.min_confidence)
     if valid is not None:
-        ok &= valid[grid].ravel().astype(bool)
+        ok &= to_host(valid[grid]).ravel().astype(bool)
     idx = np.flatnonzero(ok)
     if idx.size > config.max_samples:
         rng = np.random.default_rng(config.seed)
@@ -181,8 +184,11 @@ def apply_model(kind: str, prediction: np.ndarray, params, min_depth: float, max
     its reciprocal for affine_disparity), then the range test, which is done on the disparity before
     dividing (``disparity_limits`` makes it agree with a test on the depth to the last bit) and skipped
     for blocks wholly inside or outside the range (known from the block's minimum and maximum).
-    NaN, inf and negative values come out NaN.
+    NaN, inf and negative values come out NaN. A torch tensor prediction is applied on its device
+    (``on_device.apply_model``) and the depth stays there.
     """
+    if is_tensor(prediction):
+        return on_device.apply_model(kind, prediction, params, min_depth, max_depth)
     a, b = np.float32(params[0]), np.float32(params[1])
     pred = np.ascontiguousarray(prediction, dtype=np.float32)
     out = np.empty(pred.shape, dtype=np.float32)
@@ -225,18 +231,23 @@ def align_to_prior(prediction: np.ndarray, kind: str, prior: np.ndarray, prior_c
     prediction: float (H, W), NaN = unknown; kind: affine_disparity | scale_depth | metric_depth.
     prior: float (H, W) metres, NaN where unknown; prior_confidence: optional (H, W) weights in [0, 1].
     valid: optional bool (H, W) of pixels the network vouches for.
+    Prediction, prior, confidence and valid may be torch tensors on one device (on_device.py): the fit
+    reads a grid of samples on the host, and the depth is computed, and stays, on that device.
     params_override: use these params (e.g. from the temporal filter) for the output depth instead of
     this frame's fit; the fit statistics still describe this frame.
     """
     config = config or AlignConfig()
     if kind not in ALIGN_KINDS:
         raise AlignmentError(f"prediction kind '{kind}' is not one of {', '.join(ALIGN_KINDS)}")
-    prediction = np.asarray(prediction)
-    prior = np.asarray(prior)
-    if prediction.ndim != 2 or prediction.shape != prior.shape:
-        raise AlignmentError(f"prediction shape {prediction.shape} does not match prior shape {prior.shape}")
-    if prior_confidence is not None and np.shape(prior_confidence) != prior.shape:
-        raise AlignmentError(f"prior confidence shape {np.shape(prior_confidence)} does not match prior shape {prior.shape}")
+    if not is_tensor(prediction):
+        prediction = np.asarray(prediction)
+    if not is_tensor(prior):
+        prior = np.asarray(prior)
+    shape, prior_shape = tuple(prediction.shape), tuple(prior.shape)
+    if prediction.ndim != 2 or shape != prior_shape:
+        raise AlignmentError(f"prediction shape {shape} does not match prior shape {prior_shape}")
+    if prior_confidence is not None and tuple(np.shape(prior_confidence)) != prior_shape:
+        raise AlignmentError(f"prior confidence shape {tuple(np.shape(prior_confidence))} does not match prior shape {prior_shape}")
 
     p, y, w = sample_fit_pixels(prediction, prior, prior_confidence, valid, config)
     n = int(p.size)

@@ -94,16 +94,29 @@ def disparity_limits(min_depth: float, max_depth: float | None) -> tuple[np.floa
     return lo, hi
 
 
+def ground_disparity_coefficients(T_ground_from_camera: np.ndarray) -> np.ndarray:
+    """c (3,): the ground disparity (inverse ground depth) of the optical-frame ray (x, y, 1) is c . (x, y, 1)."""
+    T = np.asarray(T_ground_from_camera, dtype=np.float64)
+    return -T[2, :3] / T[2, 3]
+
+
+def affine_terms(K: np.ndarray, c: np.ndarray, width: int, height: int) -> tuple[np.ndarray, np.ndarray]:
+    """Undistorted camera: the ground disparity is row[v] + col[u]; float64 (H,), (W,).
+
+    x = (u - cx) / fx - skew * y / fx and y = (v - cy) / fy (the inverse of K).
+    """
+    K = np.asarray(K, dtype=np.float64)
+    fx, fy, cx, cy, skew = K[0, 0], K[1, 1], K[0, 2], K[1, 2], K[0, 1]
+    y = (np.arange(height, dtype=np.float64) - cy) / fy
+    x_u = (np.arange(width, dtype=np.float64) - cx) / fx
+    return (c[1] - c[0] * skew / fx) * y + c[2], c[0] * x_u
+
+
 class _AffineDisparity:
     """q = row[v] + col[u] of an undistorted camera (float64 terms, float32 copies)."""
 
     def __init__(self, K: np.ndarray, c: np.ndarray, width: int, height: int):
-        # x = (u - cx) / fx - skew * y / fx and y = (v - cy) / fy (the inverse of K).
-        fx, fy, cx, cy, skew = K[0, 0], K[1, 1], K[0, 2], K[1, 2], K[0, 1]
-        y = (np.arange(height, dtype=np.float64) - cy) / fy
-        x_u = (np.arange(width, dtype=np.float64) - cx) / fx
-        self.row = (c[1] - c[0] * skew / fx) * y + c[2]
-        self.col = c[0] * x_u
+        self.row, self.col = affine_terms(K, c, width, height)
         self.row32, self.col32 = self.row.astype(np.float32), self.col.astype(np.float32)
 
     def term_ranges(self, starts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -212,7 +225,7 @@ def ground_depth(K, width: int, height: int, T_ground_from_camera, max_depth: fl
     K = np.asarray(K, dtype=np.float64)
     if rays is None and D is not None and np.any(np.asarray(D) != 0):
         rays = RayGrid.from_camera(PinholeCamera(K, width, height, D))
-    c = -T[2, :3] / T[2, 3]  # ground disparity of the ray (x, y, 1) is c . (x, y, 1)
+    c = ground_disparity_coefficients(T)
     lo, hi = disparity_limits(float(F32.tiny), max_depth)  # depth >= tiny: no underflow to 0
     depth = np.empty((height, width), dtype=np.float32)
     if rays is not None and rays.shape != (height, width):

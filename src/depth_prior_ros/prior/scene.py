@@ -10,6 +10,7 @@ from functools import cached_property
 
 import numpy as np
 
+from ..arrays import is_tensor
 from ..geometry.camera import PinholeCamera
 from .ground import disparity_limits, ground_depth
 
@@ -38,6 +39,7 @@ class ScenePrior:
     ground: float32 (H, W) raw ground-plane depth (NaN above the horizon).
     confidence: float32 (H, W) in [0, 1], from the source codes (made on first use: only the alignment
     reads it, and a prior-only stream never does).
+    A prior made on a torch device (on_device.DevicePrior) holds torch tensors instead of numpy arrays.
     """
 
     depth: np.ndarray
@@ -46,6 +48,10 @@ class ScenePrior:
 
     @cached_property
     def confidence(self) -> np.ndarray:
+        if is_tensor(self.source):  # a prior made on a torch device (on_device.DevicePrior)
+            import torch
+
+            return torch.as_tensor(_CONFIDENCE_LUT, device=self.source.device)[self.source.long()]
         import cv2
 
         return cv2.LUT(self.source, _CONFIDENCE_LUT)
@@ -97,6 +103,40 @@ def vertical_surface_depth(ground: np.ndarray, road: np.ndarray, rays_ground: np
     return out.reshape(H, W)
 
 
+def inpaint_samples(height: int, width: int, downscale: int = 8) -> tuple[np.ndarray, np.ndarray]:
+    """Rows (h,) and columns (w,) of the low-resolution samples: pixel downscale * i + downscale / 2, so a
+    bilinear resize by exactly ``downscale`` puts every sample back on its pixel (the last one clipped)."""
+    h, w = -(-height // downscale), -(-width // downscale)
+    return (np.minimum(np.arange(h) * downscale + downscale // 2, height - 1),
+            np.minimum(np.arange(w) * downscale + downscale // 2, width - 1))
+
+
+def nearest_inverse_depth(samples: np.ndarray, holes: np.ndarray, max_depth: float | None) -> np.ndarray | None:
+    """Low-resolution fill: every sample (h, w) gets the inverse depth of the nearest known one.
+
+    samples: float32 depth; holes: bool, True where unknown. Returns float32 (h, w) inverse depth, clipped
+    so that bilinear interpolation of it stays in [1 / max_depth, finite], or None when nothing is known.
+    """
+    import cv2
+
+    with np.errstate(invalid="ignore"):
+        known = ~holes & (samples > 0) & np.isfinite(samples)
+    if not known.any():
+        return None
+    inverse = np.zeros(samples.shape, dtype=np.float32)
+    np.divide(np.float32(1.0), samples, out=inverse, where=known)
+    # Label of the nearest known sample for every sample (DIST_LABEL_PIXEL: each known sample is a label).
+    _, labels = cv2.distanceTransformWithLabels((~known).view(np.uint8), cv2.DIST_L2, cv2.DIST_MASK_5,
+                                                labelType=cv2.DIST_LABEL_PIXEL)
+    by_label = np.zeros(int(labels.max()) + 1, dtype=np.float32)
+    by_label[labels[known]] = inverse[known]
+    # No interpolated inverse depth may fall below the cap's (a margin over the rounding of bilinear
+    # weights) or be infinite (1 / a sub-normal depth): every filled depth is then in (0, max_depth].
+    f32 = np.finfo(np.float32)
+    lowest = np.float32(float(disparity_limits(0.0, max_depth)[0]) * (1.0 + 8.0 * float(f32.eps)))
+    return np.clip(by_label[labels], lowest, f32.max)
+
+
 def inpaint_inverse_depth(depth: np.ndarray, holes: np.ndarray, max_depth: float | None = None,
                           downscale: int = 8) -> slice | None:
     """Fill ``holes`` (H, W bool) of a float32 depth map in place from the nearest known depth, in inverse
@@ -116,28 +156,12 @@ def inpaint_inverse_depth(depth: np.ndarray, holes: np.ndarray, max_depth: float
     hole_rows = np.flatnonzero(holes.any(axis=1))
     if hole_rows.size == 0:
         return None
-    h, w = -(-H // downscale), -(-W // downscale)
-    rows = np.minimum(np.arange(h) * downscale + downscale // 2, H - 1)
-    cols = np.minimum(np.arange(w) * downscale + downscale // 2, W - 1)
-    small = depth[np.ix_(rows, cols)]
-    with np.errstate(invalid="ignore"):
-        known = ~holes[np.ix_(rows, cols)] & (small > 0) & np.isfinite(small)
-    if not known.any():
+    rows, cols = inpaint_samples(H, W, downscale)
+    filled = nearest_inverse_depth(depth[np.ix_(rows, cols)], holes[np.ix_(rows, cols)], max_depth)
+    if filled is None:
         return None
-    inverse = np.zeros((h, w), dtype=np.float32)
-    np.divide(np.float32(1.0), small, out=inverse, where=known)
-    # Label of the nearest known sample for every sample (DIST_LABEL_PIXEL: each known sample is a label).
-    _, labels = cv2.distanceTransformWithLabels((~known).view(np.uint8), cv2.DIST_L2, cv2.DIST_MASK_5,
-                                                labelType=cv2.DIST_LABEL_PIXEL)
-    by_label = np.zeros(int(labels.max()) + 1, dtype=np.float32)
-    by_label[labels[known]] = inverse[known]
-    # No interpolated inverse depth may fall below the cap's (a margin over the rounding of bilinear
-    # weights) or be infinite (1 / a sub-normal depth): every filled depth is then in (0, max_depth].
-    f32 = np.finfo(np.float32)
-    lowest = np.float32(float(disparity_limits(0.0, max_depth)[0]) * (1.0 + 8.0 * float(f32.eps)))
-    filled = np.clip(by_label[labels], lowest, f32.max)
-    # Sample i sits at pixel downscale * i + downscale / 2, so resizing by exactly ``downscale`` puts the
-    # samples back in place; a margin of one sample row each side keeps the band's rows exact.
+    # Only the rows with holes, plus one sample row of margin each side so that they come out exact.
+    h, w = filled.shape
     band = slice(int(hole_rows[0]), int(hole_rows[-1]) + 1)
     i0, i1 = max(band.start // downscale - 1, 0), min((band.stop - 1) // downscale + 2, h)
     up = cv2.resize(filled[i0:i1], (w * downscale, (i1 - i0) * downscale), interpolation=cv2.INTER_LINEAR)
