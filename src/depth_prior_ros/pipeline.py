@@ -27,7 +27,7 @@ class PipelineConfig:
     min_depth: float = 0.5
     max_depth: float = 80.0
     prior_mode: str = "scene"       # road | ground | scene
-    inpaint: bool = False           # Telea-fill the prior (for prior-only output; costs a few ms)
+    inpaint: bool = False           # fill the prior's holes (for prior-only output; ~1 frame write)
     align: AlignConfig = field(default_factory=AlignConfig)
     temporal_filter: bool = True
     filter_alpha: float = 0.3
@@ -88,7 +88,9 @@ class DepthPipeline:
             return self._kept[2]
         prior = scene_prior(camera, T_ground_from_camera, road_mask, mode=self.config.prior_mode,
                             max_depth=self.config.max_depth, inpaint=inpaint,
-                            ground=geometry.ground, rays_ground=geometry.rays_ground)
+                            ground=geometry.ground,
+                            # Rotated rays are only read by the vertical layer (a road mask): 17 MB at full HD.
+                            rays_ground=geometry.rays_ground if road_mask is not None else None)
         if road_mask is None:
             self._kept = (geometry, inpaint, prior, None)
         return prior

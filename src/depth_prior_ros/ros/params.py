@@ -86,7 +86,7 @@ PARAMETER_DESCRIPTIONS: dict[str, str] = {
     "max_depth": "Largest published depth in metres (farther values become NaN).",
     "prior_mode": "What the embodied prior covers: road | ground | scene.",
     "use_road_mask": "Subscribe to road_mask (mono8, nonzero = road) and use it for the prior.",
-    "inpaint": "Telea-fill the prior where no road/ground/vertical estimate exists.",
+    "inpaint": "Fill the prior where no road/ground/vertical estimate exists (from the nearest one).",
     "align_inlier_threshold": "Relative depth error counted as agreement with the prior.",
     "align_max_samples": "Pixels sampled for the robust alignment fit.",
     "temporal_filter": "Smooth the alignment scale over frames.",
