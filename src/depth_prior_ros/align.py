@@ -246,8 +246,9 @@ def align_to_prior(prediction: np.ndarray, kind: str, prior: np.ndarray, prior_c
     shape, prior_shape = tuple(prediction.shape), tuple(prior.shape)
     if prediction.ndim != 2 or shape != prior_shape:
         raise AlignmentError(f"prediction shape {shape} does not match prior shape {prior_shape}")
-    if prior_confidence is not None and tuple(np.shape(prior_confidence)) != prior_shape:
-        raise AlignmentError(f"prior confidence shape {tuple(np.shape(prior_confidence))} does not match prior shape {prior_shape}")
+    confidence_shape = None if prior_confidence is None else tuple(np.shape(prior_confidence))
+    if confidence_shape is not None and confidence_shape != prior_shape:
+        raise AlignmentError(f"prior confidence shape {confidence_shape} does not match prior shape {prior_shape}")
 
     p, y, w = sample_fit_pixels(prediction, prior, prior_confidence, valid, config)
     n = int(p.size)

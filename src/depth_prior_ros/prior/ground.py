@@ -39,9 +39,9 @@ class RayGrid:
     """Undistorted normalised coordinates of every pixel centre, planar, cached per camera.
 
     x, y: (H, W), float32 or float64 as the rays given (pixel (u, v) sees the optical-frame ray (x, y, 1));
-    they are read as float32 except where q's terms cancel digits (see ``_fill_depth``); bounds: float64 (B, 4), per
-    block of ``block_rows(W)`` rows the min and max of x and of y, so the range of an affine function of
-    (x, y) over a block is known without reading the block.
+    they are read as float32 except where q's terms cancel digits (see ``_fill_depth``).
+    bounds: float64 (B, 4), per block of ``block_rows(W)`` rows the min and max of x and of y, so the range
+    of an affine function of (x, y) over a block is known without reading the block.
     """
 
     x: np.ndarray
