@@ -147,7 +147,8 @@ def test_inpainting_is_smooth_between_known_values():
     depth = np.tile(np.linspace(5.0, 50.0, 320, dtype=np.float32), (160, 1))
     holes = np.zeros_like(depth, dtype=bool)
     holes[40:120, 100:220] = True
-    filled = inpaint_inverse_depth(np.where(holes, np.nan, depth), holes)
+    filled = np.where(holes, np.float32(np.nan), depth)
+    assert inpaint_inverse_depth(filled, holes) == slice(40, 120)
     inside = filled[48:112, 112:208]
     assert np.all(np.isfinite(inside))
     assert inside.min() >= depth[0, 100] * 0.9 and inside.max() <= depth[0, 219] * 1.1

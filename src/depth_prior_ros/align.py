@@ -16,7 +16,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .depth_range import mask_outside_range
+from . import on_device
+from .arrays import is_tensor, to_host
+from .prior.ground import BLOCK_PIXELS, disparity_limits
 
 ALIGN_KINDS = ("affine_disparity", "scale_depth", "metric_depth")
 
@@ -72,19 +74,20 @@ def sample_fit_pixels(prediction: np.ndarray, prior: np.ndarray, weight: np.ndar
                       valid: np.ndarray | None, config: AlignConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Pick up to ``max_samples`` pixels where prediction and prior are both usable.
 
-    A strided grid first (cheap on a full-HD frame: no full-size masks), then a random subset.
-    Returns p (N,), y (N,) prior depth, w (N,) weights, all float64.
+    A strided grid first (cheap on a full-HD frame: no full-size masks), then a random subset. The inputs
+    may be torch tensors on any device: only the grid comes to the host.
+    Returns p (N,), y (N,) prior depth, w (N,) weights, all float64 numpy.
     """
     H, W = prior.shape
     stride = max(1, int(np.sqrt(H * W / (3.0 * config.max_samples))))
     offset = stride // 2
     grid = (slice(offset, None, stride), slice(offset, None, stride))
-    p = prediction[grid].ravel()
-    y = prior[grid].ravel()
-    w = weight[grid].ravel() if weight is not None else np.ones_like(y)
+    p = to_host(prediction[grid]).ravel()
+    y = to_host(prior[grid]).ravel()
+    w = to_host(weight[grid]).ravel() if weight is not None else np.ones_like(y)
     ok = np.isfinite(p) & np.isfinite(y) & (y > 0) & (w >= config.min_confidence)
     if valid is not None:
-        ok &= valid[grid].ravel().astype(bool)
+        ok &= to_host(valid[grid]).ravel().astype(bool)
     idx = np.flatnonzero(ok)
     if idx.size > config.max_samples:
         rng = np.random.default_rng(config.seed)
@@ -99,10 +102,11 @@ def relative_residual(kind: str, params: np.ndarray, p: np.ndarray, y: np.ndarra
     For affine_disparity the error is measured in disparity (|a p + b - 1/y| * y), which to first
     order equals the relative depth error and avoids dividing by a model that may cross zero.
     """
-    a, b = params[:, :1], params[:, 1:2]
-    if kind == "affine_disparity":
-        return np.abs((a * p[None] + b) * y[None] - 1.0)
-    return np.abs(a * p[None] / y[None] - 1.0)
+    # One matrix product gives every hypothesis' model at every sample: (a p + b) y = [a, b] . [p y, y].
+    features = np.stack([p * y, y]) if kind == "affine_disparity" else (p / y)[None]
+    res = np.asarray(params, dtype=np.float64)[:, :features.shape[0]] @ features
+    res -= 1.0
+    return np.abs(res, out=res)
 
 
 def hypotheses(kind: str, p: np.ndarray, y: np.ndarray, count: int, rng: np.random.Generator) -> np.ndarray:
@@ -175,20 +179,49 @@ def robust_fit(kind: str, p: np.ndarray, y: np.ndarray, w: np.ndarray, config: A
 
 # --------------------------------------------------------------------------- application
 def apply_model(kind: str, prediction: np.ndarray, params, min_depth: float, max_depth: float) -> np.ndarray:
-    """Metric depth (H, W) float32 from a prediction and fitted params; NaN outside [min, max]."""
-    a, b = float(params[0]), float(params[1])
-    pred = np.asarray(prediction, dtype=np.float32)
-    out = np.empty_like(pred)
+    """Metric depth (H, W) float32 from a prediction and fitted params; NaN outside [min, max].
+
+    One pass over the frame, in blocks that stay in the L2 cache: the model (float32, as a * p + b then
+    its reciprocal for affine_disparity), then the range test, which is done on the disparity before
+    dividing (``disparity_limits`` makes it agree with a test on the depth to the last bit) and skipped
+    for blocks wholly inside or outside the range (known from the block's minimum and maximum).
+    NaN, inf and negative values come out NaN. A torch tensor prediction is applied on its device
+    (``on_device.apply_model``) and the depth stays there.
+    """
+    if is_tensor(prediction):
+        return on_device.apply_model(kind, prediction, params, min_depth, max_depth)
+    a, b = np.float32(params[0]), np.float32(params[1])
+    pred = np.ascontiguousarray(prediction, dtype=np.float32)
+    out = np.empty(pred.shape, dtype=np.float32)
+    # The range is compared in float32, as a float32 depth against the (rounded) limits.
+    lo_depth, hi_depth = float(np.float32(min_depth)), float(np.float32(max_depth))
+    invert = kind == "affine_disparity"
+    lo, hi = disparity_limits(lo_depth, hi_depth) if invert else (np.float32(lo_depth), np.float32(hi_depth))
+    flat_in, flat_out = pred.reshape(-1), out.reshape(-1)
+    mask = np.empty(min(BLOCK_PIXELS, flat_in.size), dtype=bool)
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        if kind == "affine_disparity":
-            np.multiply(pred, np.float32(a), out=out)
-            out += np.float32(b)
-            np.reciprocal(out, out=out)
-        elif kind == "scale_depth":
-            np.multiply(pred, np.float32(a), out=out)
-        else:
-            out[...] = pred
-    return mask_outside_range(out, min_depth, max_depth, out=out)
+        for start in range(0, flat_in.size, BLOCK_PIXELS):
+            block, src = flat_out[start:start + BLOCK_PIXELS], flat_in[start:start + BLOCK_PIXELS]
+            if kind == "metric_depth":
+                block[...] = src
+            else:
+                np.multiply(src, a, out=block)
+                if invert:
+                    block += b
+            low, high = block.min(), block.max()  # NaN if any value is NaN: then the masked path
+            if low >= lo and high <= hi:
+                m = None
+            elif high < lo or low > hi:
+                block.fill(np.nan)
+                continue
+            else:
+                m = np.less(block, lo, out=mask[:block.size])
+                m |= block > hi
+            if invert:
+                np.reciprocal(block, out=block)
+            if m is not None:
+                np.copyto(block, np.float32(np.nan), where=m)
+    return out
 
 
 def align_to_prior(prediction: np.ndarray, kind: str, prior: np.ndarray, prior_confidence: np.ndarray | None = None,
@@ -199,17 +232,23 @@ def align_to_prior(prediction: np.ndarray, kind: str, prior: np.ndarray, prior_c
     prediction: float (H, W), NaN = unknown; kind: affine_disparity | scale_depth | metric_depth.
     prior: float (H, W) metres, NaN where unknown; prior_confidence: optional (H, W) weights in [0, 1].
     valid: optional bool (H, W) of pixels the network vouches for.
+    Prediction, prior, confidence and valid may be torch tensors on one device (on_device.py): the fit
+    reads a grid of samples on the host, and the depth is computed, and stays, on that device.
     compute_depth: False skips applying the fit (a stream applies its filtered params instead).
     """
     config = config or AlignConfig()
     if kind not in ALIGN_KINDS:
         raise AlignmentError(f"prediction kind '{kind}' is not one of {', '.join(ALIGN_KINDS)}")
-    prediction = np.asarray(prediction)
-    prior = np.asarray(prior)
-    if prediction.ndim != 2 or prediction.shape != prior.shape:
-        raise AlignmentError(f"prediction shape {prediction.shape} does not match prior shape {prior.shape}")
-    if prior_confidence is not None and np.shape(prior_confidence) != prior.shape:
-        raise AlignmentError(f"prior confidence shape {np.shape(prior_confidence)} does not match prior shape {prior.shape}")
+    if not is_tensor(prediction):
+        prediction = np.asarray(prediction)
+    if not is_tensor(prior):
+        prior = np.asarray(prior)
+    shape, prior_shape = tuple(prediction.shape), tuple(prior.shape)
+    if prediction.ndim != 2 or shape != prior_shape:
+        raise AlignmentError(f"prediction shape {shape} does not match prior shape {prior_shape}")
+    confidence_shape = None if prior_confidence is None else tuple(np.shape(prior_confidence))
+    if confidence_shape is not None and confidence_shape != prior_shape:
+        raise AlignmentError(f"prior confidence shape {confidence_shape} does not match prior shape {prior_shape}")
 
     p, y, w = sample_fit_pixels(prediction, prior, prior_confidence, valid, config)
     n = int(p.size)

@@ -124,7 +124,7 @@ SPEC: tuple[Param, ...] = (
        choices=PRIOR_MODES, nodes=BOTH),
     _p("use_road_mask", False, "Subscribe to road_mask (mono8, nonzero = road) and use it for the prior.",
        "prior and alignment", "node.use_road_mask", nodes=BOTH),
-    _p("inpaint", True, "Telea-fill the prior where no road/ground/vertical estimate exists.",
+    _p("inpaint", True, "Fill the prior where no road/ground/vertical estimate exists (from the nearest one).",
        "prior and alignment", "pipeline.inpaint", nodes=BOTH),
     _p("align_inlier_threshold", 0.1, "Relative depth error counted as agreement with the prior.",
        "prior and alignment", "align.inlier_threshold", minimum=0.0, open_minimum=True),

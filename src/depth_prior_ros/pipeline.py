@@ -30,7 +30,7 @@ class PipelineConfig:
     min_depth: float = 0.5
     max_depth: float = 80.0
     prior_mode: str = "scene"       # road | ground | scene
-    inpaint: bool = True            # Telea-fill the prior where no layer covers it (without a network only)
+    inpaint: bool = True            # fill the prior's holes from the nearest estimate (without a network only)
     align: AlignConfig = field(default_factory=AlignConfig)
     temporal_filter: bool = True
     filter_alpha: float = 0.3

@@ -10,7 +10,7 @@ from .models import BackendResults
 from .core import CoreResults
 from .transport import TransportResults
 
-# Targets of issues 2 and 6.
+# Targets of issues 2 and 6 (issue 16's ratio targets: core.RATIO_TARGETS).
 GROUND_MAX_RATIO = 10.0
 ALIGN_MAX_MS = 3.0
 NODE_OVERHEAD_MAX_MS = 20.0
@@ -61,6 +61,11 @@ def core_targets(core: CoreResults | None, size: str = "1600x900") -> list[Targe
         if a:
             out.append(Target(f"{stage} at {size} <= {ALIGN_MAX_MS:g} ms", f"{fmt_ms(a.ms)} ms",
                               f"<= {ALIGN_MAX_MS:g} ms", a.ms <= ALIGN_MAX_MS))
+    for stage, limit in C.RATIO_TARGETS:
+        row = core.get(stage, size)
+        if row:
+            out.append(Target(f"{stage} at {size} <= {limit:g}x float32 copy", f"{fmt_ms(row.ms)} ms = "
+                              f"{fmt_ratio(row.ratio)}", f"<= {limit:g}x", row.ratio <= limit))
     return out
 
 

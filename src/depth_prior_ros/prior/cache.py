@@ -12,7 +12,7 @@ import numpy as np
 
 from ..depth_range import mask_outside_range
 from ..geometry.camera import PinholeCamera
-from .ground import ground_depth
+from .ground import RayGrid, ground_depth
 from .scene import ScenePrior, scene_prior
 
 
@@ -53,6 +53,7 @@ class GroundPriorCache:
         self.rotation_tol = np.radians(rotation_tol_deg)
         self._camera_key = None
         self._rays = None  # optical-frame rays for the cached camera
+        self._grid: RayGrid | None = None  # the same, planar, for ground_depth of a distorted camera
         self._entry: GroundGeometry | None = None
         self.recomputes = 0
 
@@ -62,12 +63,12 @@ class GroundPriorCache:
         if key != self._camera_key:
             self._camera_key, self._entry = key, None
             self._rays = camera.pixel_rays().astype(np.float32)
+            self._grid = RayGrid.from_rays(self._rays) if camera.is_distorted else None
         entry = self._entry
         if entry is not None and pose_close(entry.T_ground_from_camera, T, self.translation_tol, self.rotation_tol):
             return entry
         # Undistorted cameras take the separable closed form; distorted ones need the cached rays.
-        rays = self._rays if camera.is_distorted else None
-        ground = ground_depth(camera.K, camera.width, camera.height, T, self.max_depth, rays=rays)
+        ground = ground_depth(camera.K, camera.width, camera.height, T, self.max_depth, rays=self._grid)
         self._entry = GroundGeometry(ground, self._rays, T.copy())
         self.recomputes += 1
         return self._entry
@@ -103,7 +104,9 @@ class ScenePriorCache:
             self.reuses += 1
             return kept.prior
         prior = scene_prior(camera, T_ground_from_camera, road_mask, mode=self.mode, max_depth=self.max_depth,
-                            inpaint=inpaint, ground=geometry.ground, rays_ground=geometry.rays_ground)
+                            inpaint=inpaint, ground=geometry.ground,
+                            # Rotated rays are only read by the vertical layer (a road mask): 17 MB at full HD.
+                            rays_ground=geometry.rays_ground if road_mask is not None else None)
         if road_mask is None:
             self._kept = _KeptPrior(geometry, inpaint, prior)
         return prior
