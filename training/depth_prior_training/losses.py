@@ -31,10 +31,19 @@ def photometric_error(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return SSIM_WEIGHT * ssim_distance(pred, target).mean(1, keepdim=True) + (1 - SSIM_WEIGHT) * l1
 
 
-def min_reprojection(warped: list[torch.Tensor], target: torch.Tensor) -> torch.Tensor:
-    """Per-pixel minimum photometric error over the warped neighbours: -> (B, 1, H, W)."""
-    errors = torch.cat([photometric_error(w, target) for w in warped], dim=1)
-    return errors.min(dim=1, keepdim=True).values
+OUT_OF_VIEW_ERROR = 1.0  # the largest photometric error: a pixel warped out of the source never wins the minimum
+
+
+def min_reprojection(warped: list[torch.Tensor], target: torch.Tensor,
+                     valid: list[torch.Tensor] | None = None) -> torch.Tensor:
+    """Per-pixel minimum photometric error over the warped neighbours: -> (B, 1, H, W).
+
+    valid: per neighbour, bool (B, 1, H, W) where the warp read real pixels; elsewhere the error is
+    OUT_OF_VIEW_ERROR, so the other neighbour (or the auto-mask) decides that pixel."""
+    errors = [photometric_error(w, target) for w in warped]
+    if valid is not None:
+        errors = [torch.where(v, e, torch.full_like(e, OUT_OF_VIEW_ERROR)) for e, v in zip(errors, valid)]
+    return torch.cat(errors, dim=1).min(dim=1, keepdim=True).values
 
 
 def automask(reprojection: torch.Tensor, sources: list[torch.Tensor], target: torch.Tensor,

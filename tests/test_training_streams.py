@@ -1,0 +1,196 @@
+"""Training from whole recordings: the streamed frame store (static frames dropped, sequence ends never
+self-paired, every n-th frame held out), each stream source on a tiny real or synthetic recording,
+distortion, stereo pairs, translations per source, and the validation hook against LiDAR."""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+TRAINING = Path(__file__).resolve().parents[1] / "training"
+if str(TRAINING) not in sys.path:
+    sys.path.insert(0, str(TRAINING))
+
+cv2 = pytest.importorskip("cv2")
+torch = pytest.importorskip("torch")
+
+from depth_prior_training import data, motion, store, streams  # noqa: E402
+
+KITTI_DRIVE = Path(__file__).resolve().parents[2] / "shared" / "data" / "kitti_raw_seq" / "2011_09_26" / \
+    "2011_09_26_drive_sample_sync"
+UTBM = Path(__file__).resolve().parents[2] / "shared" / "data" / "utbm_stereo"
+
+
+def _build(frames, tmp_path, size=(48, 96), **kw):
+    return store.build_store(iter(frames), store.StoreConfig(size=size, **kw), tmp_path / "store", progress=False)
+
+
+@pytest.fixture(scope="module")
+def synth_frames():
+    """12 synthetic frames at 10 m/s; frames 4..7 stand still (the car waits: same image, same pose)."""
+    return list(streams.synthetic_stream(7, 12, speed=10.0, standstill=(4, 8)))
+
+
+def test_static_frames_are_dropped_by_image_motion(synth_frames, tmp_path):
+    s = _build(synth_frames, tmp_path, holdout_every=0, motion=motion.MotionConfig(mode="image"))
+    kept = [f.name for f in s.frames]
+    assert [n for n in kept if n.endswith(("05", "06", "07"))] == []  # the standing frames are gone
+    assert kept[0].endswith("000000") and any(n.endswith("000008") for n in kept)
+    assert s.stats["static_dropped"] == 3 and s.stats["motion"] == "px"
+
+
+def test_static_frames_are_dropped_by_odometry(synth_frames, tmp_path):
+    s = _build(synth_frames, tmp_path, holdout_every=0, motion=motion.MotionConfig(mode="auto", min_travel_m=0.5))
+    assert s.stats["motion"] == "m" and len(s.frames) == 12 - 3
+
+
+def test_sequence_ends_are_dropped_never_self_paired(synth_frames, tmp_path):
+    s = _build(synth_frames[:6], tmp_path, holdout_every=0, motion=motion.MotionConfig(mode="none"))
+    assert len(s) == 4  # 6 frames, first and last lack a neighbour
+    names = [f.name for f in s.frames]
+    for i in range(len(s)):
+        p, t, n = s.triplets[i]
+        assert p < t < n  # never a frame with itself
+    assert s.training_frame(0).name == names[1]
+    ds = data.store_dataset([s], s.size)
+    sample = ds.sample(0)
+    assert not torch.equal(sample["prev"], sample["image"]) and not torch.equal(sample["next"], sample["image"])
+
+
+def test_held_out_frames_are_neither_targets_nor_neighbours(synth_frames, tmp_path):
+    s = _build(synth_frames, tmp_path, holdout_every=3, motion=motion.MotionConfig(mode="none"))
+    held = {i for i, f in enumerate(s.frames) if f.held_out}
+    assert held == {2, 5, 8, 11}
+    used = {j for t in s.triplets for j in t}
+    assert not used & held
+    # The neighbours skip the held-out frame: frame 1's next is frame 3 (0.2 s later, within max_gap_s).
+    assert (0, 1, 3) in s.triplets
+    assert len(store.training_triplets(s.frames, max_gap_s=0.15)) < len(s.triplets)  # gaps split segments
+    v = s.validation_data(s.frames[2])
+    assert v is not None and len(v["z"]) > 100 and np.isfinite(v["T_ground_from_camera"]).all()
+
+
+def test_store_reads_through_a_memory_map_and_is_reused(synth_frames, tmp_path):
+    cfg = {"source": "synthetic_stream", "sequences": 1, "seed_start": 7, "frames_per_sequence": 6,
+           "size": [48, 96], "motion": {"mode": "none"}, "holdout_every": 0}
+    ds = data.build_dataset(cfg, progress=False, cache_dir=tmp_path)
+    assert isinstance(ds.stores[0].images, np.memmap)
+    folder = ds.stores[0].folder
+    stamp = (folder / "index.json").stat().st_mtime_ns
+    again = data.build_dataset(cfg, progress=False, cache_dir=tmp_path)
+    assert again.stores[0].folder == folder and (folder / "index.json").stat().st_mtime_ns == stamp
+    assert len(ds) == 4 and ds.sample(0)["image"].shape == (3, 48, 96)
+
+
+def test_stereo_pairs_on_synthetic_frames(tmp_path):
+    """The stereo partner warped with the exact depth and the rig transform reproduces the left image."""
+    from depth_prior_training.warp import warp_image
+
+    frames = list(streams.synthetic_stream(3, 4, stereo_baseline=0.5))
+    f = frames[1]
+    img = lambda a: torch.from_numpy(a).permute(2, 0, 1).float()[None] / 255  # noqa: E731
+    depth = torch.from_numpy(np.nan_to_num(f.gt(), nan=1e4))[None, None]
+    K = torch.from_numpy(f.K).float()[None]
+    T = torch.from_numpy(f.T_stereo_from_camera).float()[None]
+    from depth_prior_training import losses
+
+    good = losses.photometric_error(warp_image(img(f.stereo), depth, K, T), img(f.image)).median()
+    bad = losses.photometric_error(warp_image(img(f.stereo), depth * 0.3, K, T), img(f.image)).median()
+    assert good < 0.5 * bad
+    s = _build(frames, tmp_path, holdout_every=0, motion=motion.MotionConfig(mode="none"))
+    sample = data.store_dataset([s], s.size).sample(0)
+    assert sample["stereo"].shape == sample["image"].shape and sample["T_stereo"][0, 3] == pytest.approx(-0.5)
+
+
+@pytest.mark.skipif(not KITTI_DRIVE.is_dir(), reason="../shared/data/kitti_raw_seq is not here")
+def test_kitti_drive_stream_reads_a_whole_drive():
+    got = list(streams.kitti_drive_stream(KITTI_DRIVE, max_frames=3))
+    assert [f.name.split("/")[-1] for f in got] == ["0000000000", "0000000001", "0000000002"]
+    f = got[1]
+    assert f.image.shape == (375, 1242, 3) and f.K[0, 0] == pytest.approx(721.5377)
+    gt = f.gt()
+    assert np.isfinite(gt).sum() > 5000 and 1.5 < f.T_ground_from_camera[2, 3] < 1.8  # camera 1.66 m up
+
+
+@pytest.mark.skipif(not UTBM.is_dir(), reason="../shared/data/utbm_stereo is not here")
+def test_bag_stream_undistorts_with_camera_info(tmp_path):
+    """A real distorted camera (UTBM Bumblebee2, plumb_bob) in a bag: frames come out undistorted."""
+    from depth_prior_ros.geometry.camera import PinholeCamera
+    from depth_prior_ros.replay import bag_io
+
+    cam = PinholeCamera.from_yaml(UTBM / "utbm_bb2_left.yaml")
+    images = sorted(p for p in UTBM.iterdir() if p.suffix in (".png", ".jpg"))[:3]
+    bag = tmp_path / "utbm"
+    with bag_io.BagWriter(bag) as w:
+        for i, path in enumerate(images):
+            ns = (i + 1) * 100_000_000
+            rgb = data.read_rgb(path)
+            w.write("/cam/image_raw", bag_io.make_image(rgb, ns, "cam"), bag_io.IMAGE, ns)
+            w.write("/cam/camera_info", bag_io.make_camera_info(cam.K, cam.width, cam.height, ns, "cam", cam.D),
+                    bag_io.CAMERA_INFO, ns)
+    got = list(streams.bag_stream(bag, lidar_topic="", pose="static"))
+    assert len(got) == len(images) and got[0].name == "utbm/100000000"
+    expected = streams.undistort(data.read_rgb(images[0]), cam.K, cam.D)
+    assert np.array_equal(got[0].image, expected) and not np.array_equal(got[0].image, data.read_rgb(images[0]))
+
+
+def test_bag_stream_of_a_kitti_style_bag(tmp_path):
+    """A bag as ``depth-prior bag from-kitti`` writes it (hinted topics, LiDAR, tf): the store holds out
+    frames with LiDAR ground truth and the camera pose from tf."""
+    from depth_prior_ros.replay import bag_io, datasets
+
+    frames = list(streams.synthetic_stream(11, 8, speed=8.0))
+    rig = datasets.CameraLidarRig(frames[0].K, frames[0].image.shape[1], frames[0].image.shape[0], np.eye(4))
+    from depth_prior_ros.synth.frames import make_sequence
+
+    synth = make_sequence(8, "day", preset="tiny", seed=11, speed_mps=8.0)
+    rig.T_camera_from_lidar = synth[0].T_camera_from_lidar
+    sensor = (datasets.SensorFrame(int(1e9 + i * 1e8), s.image, s.lidar) for i, s in enumerate(synth))
+    bag = tmp_path / "kitti_like"
+    datasets.write_camera_lidar_bag(bag, rig, sensor, T_ground_from_camera=synth[0].T_ground_from_camera,
+                                    progress=False)
+    cfg = {"source": "bag", "bags": [str(bag)], "size": [48, 96], "holdout_every": 4, "motion": {"mode": "image"}}
+    ds = data.build_dataset(cfg, progress=False, cache_dir=tmp_path / "cache")
+    s = ds.stores[0]
+    assert s.frames[0].name == "kitti_like/1000000000" and len(ds) >= 2
+    held = s.validation_frames
+    assert held and s.validation_data(held[0])["T_ground_from_camera"][2, 3] == pytest.approx(
+        synth[0].T_ground_from_camera[2, 3], abs=1e-6)
+
+
+def test_translations_attach_for_every_streamed_source(synth_frames, tmp_path):
+    """A GDT manifest written from a store-backed dataset attaches by frame name (no per-source code)."""
+    from depth_prior_training import gdt
+
+    s = _build(synth_frames, tmp_path, holdout_every=0, motion=motion.MotionConfig(mode="none"))
+    ds = data.store_dataset([s], s.size)
+    frames = (ds.frame(i) for i in range(len(ds)))
+    manifest = gdt.translate_dataset(frames, gdt.ClassicalTranslator(), ["night"], tmp_path / "gdt", progress=False,
+                                     total=len(ds))
+    ds = data.store_dataset([s], s.size, conditions=["night"], translate_probability=1.0,
+                            translations=data.read_manifest(manifest))
+    sample = ds.sample(3, rng=np.random.default_rng(0))
+    assert bool(sample["has_translated"]) and float(sample["translated"].mean()) < 0.6 * float(sample["image"].mean())
+
+
+def test_validation_hook_scores_held_out_frames_against_lidar(synth_frames, tmp_path):
+    from depth_prior_training.validation import Validator, validation_frames
+
+    s = _build(synth_frames, tmp_path, holdout_every=3, motion=motion.MotionConfig(mode="none"))
+    frames = validation_frames([s])
+    assert len(frames) == 4
+    validator = Validator(frames)
+    exact = {f.name: cv2.resize(np.nan_to_num(f.gt, nan=80.0), s.size[::-1], interpolation=cv2.INTER_NEAREST)
+             for f in frames}
+
+    def predict_exact(images):
+        return np.stack([exact[f.name] for f in frames[:len(images)]]), "scale_depth"
+
+    good = validator(predict_exact)
+    flat = validator(lambda images: (np.ones(images.shape[:3], np.float32), "scale_depth"))
+    assert good["median_abs_rel"] < 0.5 * flat["median_abs_rel"]
+    assert good["prior_accepted"] == 1.0 and good["prior_abs_rel"] < 0.2
+    assert good["frames"] == 4
