@@ -34,27 +34,38 @@ def synth_frames():
     return list(streams.synthetic_stream(7, 12, speed=10.0, standstill=(4, 8)))
 
 
+def _kept(s):
+    return [int(f.name.split("/")[-1]) for f in s.frames]
+
+
 def test_static_frames_are_dropped_by_image_motion(synth_frames, tmp_path):
-    s = _build(synth_frames, tmp_path, holdout_every=0, motion=motion.MotionConfig(mode="image"))
-    kept = [f.name for f in s.frames]
-    assert [n for n in kept if n.endswith(("05", "06", "07"))] == []  # the standing frames are gone
-    assert kept[0].endswith("000000") and any(n.endswith("000008") for n in kept)
-    assert s.stats["static_dropped"] == 3 and s.stats["motion"] == "px"
+    s = _build(synth_frames, tmp_path, holdout_every=0, motion=motion.MotionConfig(mode="image", min_parallax_px=0.5))
+    # Frame 0 has no past to have moved from; frames 5-7 repeat frame 4 (standing still).
+    assert _kept(s) == [1, 2, 3, 4, 8, 9, 10, 11]
+    assert s.stats["static_dropped"] == 4 and s.stats["motion"] == "px"
+    assert all(t[0] < t[1] < t[2] for t in s.triplets) and (3, 4, 5) in s.triplets  # 4's next is 8 (slot 5)
 
 
 def test_static_frames_are_dropped_by_odometry(synth_frames, tmp_path):
-    s = _build(synth_frames, tmp_path, holdout_every=0, motion=motion.MotionConfig(mode="auto", min_travel_m=0.5))
-    assert s.stats["motion"] == "m" and len(s.frames) == 12 - 3
+    s = _build(synth_frames, tmp_path, holdout_every=0,
+               motion=motion.MotionConfig(mode="auto", min_step_m=0.5, min_parallax_m=1.5))
+    assert s.stats["motion"] == "m" and _kept(s) == [1, 2, 3, 4, 8, 9, 10, 11]
+    # 10 m/s at 10 Hz: 1 m per frame, so a 1.5 m parallax takes neighbours two frames away.
+    assert s.triplets[0] == (0, 2, 4)
+
+
+def test_slow_motion_takes_neighbours_further_away(tmp_path):
+    slow = list(streams.synthetic_stream(7, 14, speed=2.0))
+    near = _build(slow, tmp_path / "a", holdout_every=0, motion=motion.MotionConfig(mode="odometry", min_parallax_m=0.15))
+    far = _build(slow, tmp_path / "b", holdout_every=0, motion=motion.MotionConfig(mode="odometry", min_parallax_m=0.5))
+    assert near.triplets[0] == (0, 1, 2) and far.triplets[0] == (0, 3, 6)
 
 
 def test_sequence_ends_are_dropped_never_self_paired(synth_frames, tmp_path):
     s = _build(synth_frames[:6], tmp_path, holdout_every=0, motion=motion.MotionConfig(mode="none"))
-    assert len(s) == 4  # 6 frames, first and last lack a neighbour
-    names = [f.name for f in s.frames]
-    for i in range(len(s)):
-        p, t, n = s.triplets[i]
-        assert p < t < n  # never a frame with itself
-    assert s.training_frame(0).name == names[1]
+    assert _kept(s) == [1, 2, 3, 4, 5] and len(s) == 3  # the first and last kept frames lack a neighbour
+    assert s.triplets == [(0, 1, 2), (1, 2, 3), (2, 3, 4)]  # never a frame with itself
+    assert s.training_frame(0).name == s.frames[1].name
     ds = data.store_dataset([s], s.size)
     sample = ds.sample(0)
     assert not torch.equal(sample["prev"], sample["image"]) and not torch.equal(sample["next"], sample["image"])
@@ -63,12 +74,14 @@ def test_sequence_ends_are_dropped_never_self_paired(synth_frames, tmp_path):
 def test_held_out_frames_are_neither_targets_nor_neighbours(synth_frames, tmp_path):
     s = _build(synth_frames, tmp_path, holdout_every=3, motion=motion.MotionConfig(mode="none"))
     held = {i for i, f in enumerate(s.frames) if f.held_out}
-    assert held == {2, 5, 8, 11}
+    assert held == {2, 5, 8}
     used = {j for t in s.triplets for j in t}
     assert not used & held
-    # The neighbours skip the held-out frame: frame 1's next is frame 3 (0.2 s later, within max_gap_s).
+    # The neighbours skip the held-out frame: slot 1's next is slot 3 (0.2 s later, within max_gap_s).
     assert (0, 1, 3) in s.triplets
-    assert len(store.training_triplets(s.frames, max_gap_s=0.15)) < len(s.triplets)  # gaps split segments
+    tight = _build(synth_frames, tmp_path / "tight", holdout_every=3, max_gap_s=0.15,
+                   motion=motion.MotionConfig(mode="none"))
+    assert (0, 1, 3) not in tight.triplets and len(tight) < len(s)
     v = s.validation_data(s.frames[2])
     assert v is not None and len(v["z"]) > 100 and np.isfinite(v["T_ground_from_camera"]).all()
 
@@ -82,7 +95,7 @@ def test_store_reads_through_a_memory_map_and_is_reused(synth_frames, tmp_path):
     stamp = (folder / "index.json").stat().st_mtime_ns
     again = data.build_dataset(cfg, progress=False, cache_dir=tmp_path)
     assert again.stores[0].folder == folder and (folder / "index.json").stat().st_mtime_ns == stamp
-    assert len(ds) == 4 and ds.sample(0)["image"].shape == (3, 48, 96)
+    assert len(ds) == 3 and ds.sample(0)["image"].shape == (3, 48, 96)
 
 
 def test_stereo_pairs_on_synthetic_frames(tmp_path):
@@ -132,7 +145,7 @@ def test_bag_stream_undistorts_with_camera_info(tmp_path):
             w.write("/cam/camera_info", bag_io.make_camera_info(cam.K, cam.width, cam.height, ns, "cam", cam.D),
                     bag_io.CAMERA_INFO, ns)
     got = list(streams.bag_stream(bag, lidar_topic="", pose="static"))
-    assert len(got) == len(images) and got[0].name == "utbm/100000000"
+    assert len(got) == len(images) and got[0].name == "utbm/100000000" and got[0].gt is None
     expected = streams.undistort(data.read_rgb(images[0]), cam.K, cam.D)
     assert np.array_equal(got[0].image, expected) and not np.array_equal(got[0].image, data.read_rgb(images[0]))
 
@@ -152,10 +165,11 @@ def test_bag_stream_of_a_kitti_style_bag(tmp_path):
     bag = tmp_path / "kitti_like"
     datasets.write_camera_lidar_bag(bag, rig, sensor, T_ground_from_camera=synth[0].T_ground_from_camera,
                                     progress=False)
-    cfg = {"source": "bag", "bags": [str(bag)], "size": [48, 96], "holdout_every": 4, "motion": {"mode": "image"}}
+    cfg = {"source": "bag", "bags": [str(bag)], "size": [48, 96], "holdout_every": 4,
+           "motion": {"mode": "image", "min_parallax_px": 1.0}}
     ds = data.build_dataset(cfg, progress=False, cache_dir=tmp_path / "cache")
     s = ds.stores[0]
-    assert s.frames[0].name == "kitti_like/1000000000" and len(ds) >= 2
+    assert s.frames[0].name == "kitti_like/1100000000" and len(ds) >= 2  # the first frame has no past
     held = s.validation_frames
     assert held and s.validation_data(held[0])["T_ground_from_camera"][2, 3] == pytest.approx(
         synth[0].T_ground_from_camera[2, 3], abs=1e-6)
@@ -181,7 +195,7 @@ def test_validation_hook_scores_held_out_frames_against_lidar(synth_frames, tmp_
 
     s = _build(synth_frames, tmp_path, holdout_every=3, motion=motion.MotionConfig(mode="none"))
     frames = validation_frames([s])
-    assert len(frames) == 4
+    assert len(frames) == 3
     validator = Validator(frames)
     exact = {f.name: cv2.resize(np.nan_to_num(f.gt, nan=80.0), s.size[::-1], interpolation=cv2.INTER_NEAREST)
              for f in frames}
@@ -193,4 +207,4 @@ def test_validation_hook_scores_held_out_frames_against_lidar(synth_frames, tmp_
     flat = validator(lambda images: (np.ones(images.shape[:3], np.float32), "scale_depth"))
     assert good["median_abs_rel"] < 0.5 * flat["median_abs_rel"]
     assert good["prior_accepted"] == 1.0 and good["prior_abs_rel"] < 0.2
-    assert good["frames"] == 4
+    assert good["frames"] == 3

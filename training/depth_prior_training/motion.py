@@ -1,9 +1,13 @@
 """How far the camera moved between two frames: by image motion, or by odometry when a source has it.
 
-Self-supervision learns nothing from a camera that stands still (every depth explains an unmoved
-image), and a pose network fed such pairs learns to invent motion; monodepth2 (after Zhou et al. 2017)
-removes those frames. ``KeyframeFilter`` keeps a frame when the camera moved enough since the last
-kept one, so a slow car yields every 2nd or 3rd frame and a car standing in a jam yields none.
+Self-supervision learns depth from parallax. A camera standing still gives none (every depth explains
+an unmoved image, and a pose network fed such pairs learns to invent motion): monodepth2 (after Zhou
+et al. 2017) removes those frames. A camera crawling through a jam gives too little: at 1 px of image
+motion per frame, a wrong depth costs the photometric loss almost nothing, and degenerate depths win.
+So a frame is a training target only while the camera moves (``min_step``: motion since the previous
+frame), and its temporal neighbours are the nearest frames before and after it that moved at least
+``min_parallax`` away from it (at most ``max_offset`` frames away): at 10 m/s those are t-1 and t+1,
+in a jam t-3 and t+4.
 """
 from __future__ import annotations
 
@@ -11,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-ANALYSIS_WIDTH = 416  # image motion is measured at this width (Zhou et al.'s 416 px, 1 px threshold)
+ANALYSIS_WIDTH = 416  # image motion is measured at this width (Zhou et al.'s 416 px)
 
 
 def motion_image(image: np.ndarray, width: int = ANALYSIS_WIDTH) -> np.ndarray:
@@ -48,43 +52,55 @@ def odometry_motion(T_world_from_a: np.ndarray, T_world_from_b: np.ndarray) -> f
 
 @dataclass
 class MotionConfig:
-    """mode: auto (odometry where a frame has it, else image motion) | image | odometry | none."""
+    """mode: auto (odometry where both frames have it, else image motion) | image | odometry | none.
+    Image motion in px at ANALYSIS_WIDTH, odometry in metres."""
 
     mode: str = "auto"
-    min_flow_px: float = 1.0       # median corner motion at ANALYSIS_WIDTH
-    min_travel_m: float = 0.1      # odometry distance
+    min_step_px: float = 0.25      # a frame moved (is a target) when it moved this far since the previous one
+    min_step_m: float = 0.02
+    min_parallax_px: float = 3.0   # a neighbour is at least this far from its target
+    min_parallax_m: float = 0.3
+    max_offset: int = 10           # neighbours at most this many frames from their target
 
     def __post_init__(self) -> None:
         if self.mode not in ("auto", "image", "odometry", "none"):
             raise ValueError(f"motion mode '{self.mode}' is not one of auto, image, odometry, none")
 
 
-class KeyframeFilter:
-    """Streaming keyframe choice: ``keep(image, pose)`` says whether this frame moved enough since the
-    last kept one (the first frame is always kept). Holds one small grey image, whatever the length."""
+@dataclass
+class MotionProbe:
+    """What a frame keeps for motion checks: a small grey image and its odometry pose (either may be None)."""
+
+    grey: np.ndarray | None
+    pose: np.ndarray | None
+
+
+class Motion:
+    """Motion measurements under a MotionConfig: ``probe(image, pose)``, then ``moved`` / ``far_enough``."""
 
     def __init__(self, config: MotionConfig | None = None):
         self.config = config or MotionConfig()
-        self._grey = None
-        self._pose = None
-        self.last_motion = float("nan")
         self.unit = ""
 
-    def keep(self, image: np.ndarray, pose: np.ndarray | None = None) -> bool:
-        cfg = self.config
-        grey = motion_image(image) if cfg.mode in ("auto", "image") else None
-        first = self._grey is None and self._pose is None
-        use_odometry = cfg.mode == "odometry" or (cfg.mode == "auto" and pose is not None and self._pose is not None)
-        if first or cfg.mode == "none":
-            moved = True
-        elif use_odometry:
-            if pose is None or self._pose is None:
-                raise ValueError("motion mode 'odometry' needs a pose for every frame (the source has none)")
-            self.last_motion, self.unit = odometry_motion(self._pose, pose), "m"
-            moved = self.last_motion >= cfg.min_travel_m
-        else:
-            self.last_motion, self.unit = image_motion(self._grey, grey), "px"
-            moved = self.last_motion >= cfg.min_flow_px
-        if moved:
-            self._grey, self._pose = grey, pose
-        return moved
+    def probe(self, image: np.ndarray, pose: np.ndarray | None) -> MotionProbe:
+        mode = self.config.mode
+        if mode == "odometry" and pose is None:
+            raise ValueError("motion mode 'odometry' needs a pose for every frame (the source has none)")
+        return MotionProbe(motion_image(image) if mode in ("auto", "image") else None, pose)
+
+    def _beyond(self, a: MotionProbe, b: MotionProbe, px: float, m: float) -> bool:
+        if self.config.mode == "none":
+            return True
+        if a.pose is not None and b.pose is not None and self.config.mode in ("auto", "odometry"):
+            self.unit = "m"
+            return odometry_motion(a.pose, b.pose) >= m
+        self.unit = "px"
+        return image_motion(a.grey, b.grey) >= px
+
+    def moved(self, previous: MotionProbe, current: MotionProbe) -> bool:
+        """The camera moved between consecutive frames (``current`` may be a training target)."""
+        return self._beyond(previous, current, self.config.min_step_px, self.config.min_step_m)
+
+    def far_enough(self, target: MotionProbe, other: MotionProbe) -> bool:
+        """``other`` is far enough from ``target`` to be its temporal neighbour."""
+        return self._beyond(target, other, self.config.min_parallax_px, self.config.min_parallax_m)

@@ -1,20 +1,24 @@
 """A recording made ready for training in one streamed pass, with memory bounded whatever its length.
 
 ``build_store`` reads a stream (``streams``) once, frame by frame:
-  1. keeps the frames where the camera moved (``motion.KeyframeFilter``: odometry, else image motion);
+  1. keeps the frames where the camera moved since the previous frame (``motion``: odometry, else image
+     motion); static frames are dropped;
   2. holds out every ``holdout_every``-th kept frame for validation (never a training target or neighbour);
-  3. writes the kept images, resized to the training size, to an on-disk uint8 array (``images.u8``,
+  3. gives every other kept frame its temporal neighbours: the nearest kept training frames before and
+     after it, of the same recording, at most ``max_gap_s`` and ``motion.max_offset`` frames away, that
+     moved ``motion.min_parallax`` away from it. A frame that lacks one (a sequence end, the edge of a
+     standstill) is no training target: nothing is ever paired with itself;
+  4. writes the kept images, resized to the training size, to an on-disk uint8 array (``images.u8``,
      memory-mapped when training: RAM does not grow with the recording);
-  4. stores each held-out frame's LiDAR ground truth sparsely (``validation/NNNNNN.npz``: rows, cols,
+  5. stores each held-out frame's LiDAR ground truth sparsely (``validation/NNNNNN.npz``: rows, cols,
      z at the native size, with K, size and the ground pose for the prior).
-Training samples are triplets (t-1, t, t+1) of consecutive training frames of one *segment*: a segment
-ends where the source changes or the gap between kept frames exceeds ``max_gap_s``, and its first and
-last frames are dropped as targets (they lack a neighbour; nothing is paired with itself).
+Memory while building: the last ``max_offset`` frames' small grey images, whatever the length.
 """
 from __future__ import annotations
 
 import json
 import shutil
+from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
@@ -22,17 +26,17 @@ from typing import Iterable
 import numpy as np
 
 from .data import Frame, resize_image, scale_intrinsics
-from .motion import KeyframeFilter, MotionConfig
+from .motion import Motion, MotionConfig, MotionProbe
 from .streams import RawFrame
 
-STORE_VERSION = 1
+STORE_VERSION = 2
 
 
 @dataclass
 class StoreConfig:
     size: tuple[int, int]
     holdout_every: int = 5            # every n-th kept frame is held out (0: none)
-    max_gap_s: float = 0.5            # kept frames further apart than this are not neighbours
+    max_gap_s: float = 1.0            # neighbours at most this far from their target in time
     motion: MotionConfig | None = None
 
 
@@ -63,7 +67,7 @@ class FrameStore:
         self.T_stereo = np.array(index["T_stereo"]) if index.get("T_stereo") is not None else None
         if self.T_stereo is not None:
             self.stereo = np.memmap(self.folder / "stereo.u8", np.uint8, "r", shape=(n, H, W, 3))
-        self.triplets = training_triplets(self.frames, float(index["max_gap_s"]))
+        self.triplets = [tuple(t) for t in index["triplets"]]
 
     @property
     def validation_frames(self) -> list[StoredFrame]:
@@ -91,21 +95,6 @@ class FrameStore:
         return len(self.triplets)
 
 
-def training_triplets(frames: list[StoredFrame], max_gap_s: float) -> list[tuple[int, int, int]]:
-    """(prev, target, next) indices of consecutive training frames within one segment (ends dropped)."""
-    train = [i for i, f in enumerate(frames) if not f.held_out]
-    segments: list[list[int]] = []
-    for i in train:
-        f = frames[i]
-        if segments:
-            last = frames[segments[-1][-1]]
-            if last.segment == f.segment and 0 < f.stamp_ns - last.stamp_ns <= max_gap_s * 1e9:
-                segments[-1].append(i)
-                continue
-        segments.append([i])
-    return [(seg[k - 1], seg[k], seg[k + 1]) for seg in segments for k in range(1, len(seg) - 1)]
-
-
 def build_store(stream: Iterable[RawFrame], config: StoreConfig, folder: str | Path, progress: bool = True,
                 description: str = "read") -> FrameStore:
     """Stream ``stream`` once into ``folder`` (replaced) and open it (see the module docstring)."""
@@ -116,12 +105,20 @@ def build_store(stream: Iterable[RawFrame], config: StoreConfig, folder: str | P
     shutil.rmtree(tmp, ignore_errors=True)
     (tmp / "validation").mkdir(parents=True)
     size = (int(config.size[0]), int(config.size[1]))
-    keyframes = KeyframeFilter(config.motion)
-    records, T_stereo, seen = [], None, 0
+    motion = Motion(config.motion)
+    max_offset = motion.config.max_offset
+    records: list[dict] = []
+    recent: deque = deque()            # (slot, raw index, probe) of the last kept frames
+    neighbours: dict[int, list] = {}   # slot -> [prev slot, next slot] while the frame may still get them
+    previous: tuple[str, MotionProbe] | None = None
+    T_stereo, seen = None, 0
     with open(tmp / "images.u8", "wb") as images, open(tmp / "stereo.u8", "wb") as stereo:
-        for raw in tqdm(stream, desc=description, unit="frame", disable=not progress):
+        for raw_index, raw in enumerate(tqdm(stream, desc=description, unit="frame", disable=not progress)):
             seen += 1
-            if not keyframes.keep(raw.image, raw.odometry):
+            probe = motion.probe(raw.image, raw.odometry)
+            moved = previous is not None and previous[0] == raw.segment and motion.moved(previous[1], probe)
+            previous = (raw.segment, probe)
+            if not moved:
                 continue
             slot = len(records)
             held = bool(config.holdout_every) and slot % config.holdout_every == config.holdout_every - 1
@@ -134,19 +131,30 @@ def build_store(stream: Iterable[RawFrame], config: StoreConfig, folder: str | P
                             "K": K.tolist(), "held_out": held, "slot": slot})
             if held and raw.gt is not None:
                 save_validation(tmp / "validation" / f"{slot:06d}.npz", raw)
+            while recent and (raw_index - recent[0][1] > max_offset or records[recent[0][0]]["segment"] != raw.segment
+                              or raw.stamp_ns - records[recent[0][0]]["stamp_ns"] > config.max_gap_s * 1e9):
+                recent.popleft()
+            if not held:
+                for other, _, other_probe in reversed(recent):  # nearest first
+                    if neighbours.get(other, [None, 0])[1] is None and motion.far_enough(other_probe, probe):
+                        neighbours[other][1] = slot
+                prev = next((o for o, _, p in reversed(recent) if not records[o]["held_out"]
+                             and motion.far_enough(probe, p)), None)
+                neighbours[slot] = [prev, None]
+            recent.append((slot, raw_index, probe))
     if T_stereo is None:
         (tmp / "stereo.u8").unlink()
+    triplets = [(p, t, n) for t, (p, n) in sorted(neighbours.items()) if p is not None and n is not None]
     held_count = sum(r["held_out"] for r in records)
-    stats = {"frames_read": seen, "kept": len(records), "held_out": held_count,
-             "static_dropped": seen - len(records), "motion": keyframes.unit or "none"}
+    stats = {"frames_read": seen, "kept": len(records), "held_out": held_count, "static_dropped": seen - len(records),
+             "triplets": len(triplets), "motion": motion.unit or "none"}
     index = {"version": STORE_VERSION, "size": list(size), "max_gap_s": config.max_gap_s, "stats": stats,
-             "T_stereo": None if T_stereo is None else np.asarray(T_stereo).tolist(), "frames": records}
+             "T_stereo": None if T_stereo is None else np.asarray(T_stereo).tolist(), "frames": records,
+             "triplets": triplets}
     (tmp / "index.json").write_text(json.dumps(index))
     shutil.rmtree(folder, ignore_errors=True)
     tmp.rename(folder)
-    store = FrameStore(folder)
-    store.stats["triplets"] = len(store.triplets)
-    return store
+    return FrameStore(folder)
 
 
 def save_validation(path: Path, raw: RawFrame) -> None:
