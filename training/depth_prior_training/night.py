@@ -3,7 +3,7 @@
 Night is not a darker day: the sun is gone, so its hard shadows go with it, and what light there is
 comes from street lamps and the car's own headlights, falling off with distance. In order:
   1. linear light; sun shadows relit by the lit/shadow ratio of the road (a soft shadow mask: pixels far
-     darker than their neighbourhood's lit level; never brighter than that level);
+     darker than the sunlit level of their row; never brighter than that level);
   2. the sky replaced by a dark night sky with a faint orange sky-glow at the horizon;
   3. illumination = faint ambient + low-beam headlights (a cone on the road ahead, 1/d^2) + street lamps
      along both road edges (a pool of light below each, inverse-square with the cosine of incidence),
@@ -43,8 +43,9 @@ def relight_shadows(lin: np.ndarray) -> np.ndarray:
 
     lum = lin.mean(axis=2)
     h, w = lum.shape
-    k = max(9, (w // 40) | 1)
-    lit = cv2.GaussianBlur(cv2.dilate(lum, np.ones((k, k), np.uint8)), (0, 0), k / 2)
+    # The sunlit level of each row (a shadow rarely covers a whole row of the road), smoothed over rows.
+    lit = cv2.GaussianBlur(np.percentile(lum, 85, axis=1).astype(np.float32)[:, None], (0, 0), h / 40)
+    lit = np.broadcast_to(lit, lum.shape)
     shadow = np.clip((0.45 * lit - lum) / (0.3 * lit + 1e-4), 0, 1)
     shadow = cv2.GaussianBlur(shadow, (0, 0), 1.5)
     road = np.zeros_like(lum, bool)
