@@ -56,10 +56,10 @@ def student_config(drive: Path, out: Path, overrides=()) -> dict:
 def timed_run(cfg: dict) -> dict:
     from .train import run
 
-    start = time.time()
+    start, cpu = time.time(), time.process_time()
     result = run(cfg)
-    return {"wall_s": time.time() - start, "validation": result["validation"], "steps": cfg["steps"],
-            "export": result.get("export")}
+    return {"wall_s": time.time() - start, "cpu_s": time.process_time() - cpu, "validation": result["validation"],
+            "steps": cfg["steps"], "export": result.get("export")}
 
 
 def make_bag(drive: Path, bag: Path) -> None:
@@ -183,6 +183,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--stages", nargs="+", default=list(STAGES), choices=STAGES)
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="teacher config override")
+    parser.add_argument("--student-set", action="append", default=[], metavar="KEY=VALUE",
+                        help="student config override")
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -206,14 +208,14 @@ def main(argv: list[str] | None = None) -> int:
     if "gdt" in args.stages:
         from . import gdt
 
-        cfg = student_config(args.drive, out)
+        cfg = student_config(args.drive, out, args.student_set)
         (out / "student_config.yaml").write_text(json.dumps(cfg, indent=2))  # JSON is YAML
         start = time.time()
         gdt.main(["--config", str(out / "student_config.yaml"), "--out", str(out / "gdt"), "--translator", "classical"])
         summary["gdt"] = {"wall_s": time.time() - start}
         save()
     if "student" in args.stages:
-        summary["student"] = timed_run(student_config(args.drive, out))
+        summary["student"] = timed_run(student_config(args.drive, out, args.student_set))
         save()
     if "node" in args.stages:
         summary["node"] = node_stage(out, out / "student" / "export" / "model.safetensors",

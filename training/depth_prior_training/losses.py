@@ -46,14 +46,20 @@ def min_reprojection(warped: list[torch.Tensor], target: torch.Tensor,
     return torch.cat(errors, dim=1).min(dim=1, keepdim=True).values
 
 
-def automask(reprojection: torch.Tensor, sources: list[torch.Tensor], target: torch.Tensor,
+def identity_error(sources: list[torch.Tensor], target: torch.Tensor) -> torch.Tensor:
+    """Min photometric error of the unwarped sources (B, 1, H, W): what a static scene would score."""
+    return torch.cat([photometric_error(s, target) for s in sources], dim=1).min(dim=1, keepdim=True).values
+
+
+def automask(reprojection: torch.Tensor, sources: list[torch.Tensor] | torch.Tensor, target: torch.Tensor,
              generator: torch.Generator | None = None) -> torch.Tensor:
     """monodepth2 auto-mask: keep pixels whose min reprojection error beats the unwarped neighbours'.
 
     Static-camera frames and objects moving with the camera look 'correct' unwarped; those pixels are
-    dropped. A tiny noise breaks ties (as in monodepth2). Returns float (B, 1, H, W) in {0, 1}.
+    dropped. A tiny noise breaks ties (as in monodepth2). ``sources`` may be their ``identity_error``
+    already (it does not depend on depth: computed once for all scales). Returns float (B, 1, H, W) in {0, 1}.
     """
-    identity = torch.cat([photometric_error(s, target) for s in sources], dim=1).min(dim=1, keepdim=True).values
+    identity = sources if isinstance(sources, torch.Tensor) else identity_error(sources, target)
     noise = torch.rand(identity.shape, generator=generator, device=identity.device, dtype=identity.dtype) * 1e-5
     return (reprojection < identity + noise).float()
 

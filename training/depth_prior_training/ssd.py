@@ -79,7 +79,8 @@ def step_generator(seed: int, step: int, device) -> torch.Generator:
 class SSDTeacher:
     """The day-clear teacher. cfg keys: teacher.channels, teacher.min_depth, teacher.max_depth,
     teacher.supervision (self|depth), teacher.poses (posenet|gt), teacher.stereo (add the stereo partner
-    as a source view), teacher.flip (probability of a mirrored sample), losses.smoothness (1e-3), seed.
+    as a source view), teacher.flip (probability of a mirrored sample), teacher.init_depth (the depth
+    every pixel starts at; see README "Why it collapsed"), losses.smoothness (1e-3), seed.
     Its training size is ``data.size`` (a multiple of 2 ** len(channels)), recorded in its export."""
 
     def __init__(self, cfg: dict):
@@ -94,6 +95,8 @@ class SSDTeacher:
         self.size = tuple(t.get("size") or cfg.get("data", {}).get("size") or ())
         self.smoothness = float(cfg.get("losses", {}).get("smoothness", 1e-3))  # monodepth2
         self.modules = {"depth_net": TeacherDepthNet(tuple(t.get("channels", (16, 32, 64, 96, 128))))}
+        if t.get("init_depth"):
+            self.modules["depth_net"].start_at_depth(float(t["init_depth"]), self.min_depth, self.max_depth)
         if self.supervision == "self" and self.pose_source == "posenet":
             self.modules["pose_net"] = PoseNet(tuple(t.get("pose_channels", (16, 32, 64, 128, 128))))
 
@@ -113,12 +116,12 @@ class SSDTeacher:
                 total = total + losses.log_depth_l1(depth, batch["depth"], valid) / len(outputs)
             return total, {"loss": float(total.detach())}
         poses = neighbour_poses(batch, self.modules.get("pose_net"), self.pose_source)
-        sources = [image for image, _ in source_views(batch, poses, self.stereo)]
+        identity = losses.identity_error([image for image, _ in source_views(batch, poses, self.stereo)], batch["image"])
         total, photo_sum = 0.0, 0.0
         for s, disp in outputs.items():  # monodepth2: every scale upsampled to full resolution
             _, depth = disp_to_depth(upsample(disp, size), self.min_depth, self.max_depth)
             rep = reprojection(depth, batch, poses, self.stereo)
-            mask = losses.automask(rep, sources, batch["image"], generator)
+            mask = losses.automask(rep, identity, batch["image"], generator)
             photo = losses.masked_mean(rep, mask)
             image_s = torch.nn.functional.interpolate(batch["image"], size=disp.shape[-2:], mode="area")
             smooth = losses.smoothness_loss(disp, image_s) / (2 ** s)
