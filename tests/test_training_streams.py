@@ -208,3 +208,59 @@ def test_validation_hook_scores_held_out_frames_against_lidar(synth_frames, tmp_
     assert good["median_abs_rel"] < 0.5 * flat["median_abs_rel"]
     assert good["prior_accepted"] == 1.0 and good["prior_abs_rel"] < 0.2
     assert good["frames"] == 3
+
+
+def test_training_logs_and_validates_as_it_goes(tmp_path):
+    """train.run on a streamed source: train.csv grows every step, validation.csv at step 0 and every N
+    steps (median-scaled and prior-aligned AbsRel), TensorBoard events on disk; a resume keeps the rows."""
+    from depth_prior_training.config import load_config
+    from depth_prior_training.train import run
+
+    cfg = load_config(TRAINING / "configs" / "tiny_ssd_teacher.yaml")
+    cfg.update(output_dir=str(tmp_path / "run"), steps=4, checkpoint_every=2, validation={"every": 2}, stop_at=2)
+    cfg["data"] = {"source": "synthetic_stream", "sequences": 1, "seed_start": 7, "frames_per_sequence": 9,
+                   "size": [56, 112], "motion": {"mode": "none"}, "holdout_every": 3, "cache_dir": str(tmp_path / "c")}
+    first = run(cfg, progress=False)
+    import csv
+
+    rows = lambda name: list(csv.DictReader(open(tmp_path / "run" / name)))  # noqa: E731
+    assert [r["step"] for r in rows("train.csv")] == ["1", "2"]
+    assert [r["step"] for r in rows("validation.csv")] == ["0", "2"]
+    assert float(rows("validation.csv")[-1]["median_abs_rel"]) > 0 and "prior_accepted" in rows("validation.csv")[0]
+    assert first["validation"]["frames"] == 2
+    assert any((tmp_path / "run" / "tensorboard").glob("events.out.tfevents.*"))
+    cfg.pop("stop_at")
+    run(cfg, resume=True, progress=False)
+    assert [r["step"] for r in rows("train.csv")] == ["1", "2", "3", "4"]
+    assert [r["step"] for r in rows("validation.csv")] == ["0", "2", "4"]
+
+
+def test_teacher_trains_with_the_stereo_partner_as_a_source(tmp_path):
+    from depth_prior_training.config import load_config
+    from depth_prior_training.data import batch_at_step
+    from depth_prior_training.ssd import SSDTeacher
+
+    s = _build(list(streams.synthetic_stream(3, 5, stereo_baseline=0.5)), tmp_path, size=(56, 112), holdout_every=0,
+               motion=motion.MotionConfig(mode="none"))
+    batch = batch_at_step(data.store_dataset([s], s.size), 0, 2, seed=0)
+    cfg = load_config(TRAINING / "configs" / "tiny_ssd_teacher.yaml")
+    torch.manual_seed(0)
+    mono = SSDTeacher(cfg)
+    stereo = SSDTeacher({**cfg, "teacher": {**cfg["teacher"], "stereo": True, "flip": 0.5}})
+    stereo.modules["depth_net"].load_state_dict(mono.modules["depth_net"].state_dict())
+    stereo.modules["pose_net"].load_state_dict(mono.modules["pose_net"].state_dict())
+    l_mono, _ = mono.loss(batch, 0)
+    l_stereo, _ = stereo.loss(batch, 0)
+    assert torch.isfinite(l_stereo) and float(l_stereo.detach()) != float(l_mono.detach())
+    params = [p for m in stereo.modules.values() for p in m.parameters()]
+    opt = torch.optim.Adam(params, lr=2e-3)
+    values = []
+    for _ in range(6):
+        loss, _ = stereo.loss(batch, 1)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        values.append(float(loss.detach()))
+    assert values[-1] < values[0]
+    with pytest.raises(ValueError, match="stereo source"):
+        stereo.loss({k: v for k, v in batch.items() if k not in ("stereo", "T_stereo")}, 0)
