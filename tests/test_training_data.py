@@ -104,23 +104,27 @@ def test_robotcar_bayer_folder(tmp_path):
 
 
 def test_project_bag_triples(tmp_path):
+    """A bag with named topics and no LiDAR or tf: a static camera height, frames streamed into a store."""
     pytest.importorskip("rosbags")
     from depth_prior_ros.replay import bag_io
 
     bag = tmp_path / "cam"
     K = np.array([[40.0, 0, 20], [0, 40, 10], [0, 0, 1]])
     with bag_io.BagWriter(bag) as w:
-        for i in range(4):
+        for i in range(5):
             ns = (i + 1) * 100_000_000
             img = np.full((20, 40, 3), 30 * i, np.uint8)
             w.write("/cam/image", bag_io.make_image(img, ns, "cam"), bag_io.IMAGE, ns)
             w.write("/cam/info", bag_io.make_camera_info(K, 40, 20, ns, "cam"), bag_io.CAMERA_INFO, ns)
-    frames = data.bag_frames(bag, "/cam/image", "/cam/info", progress=False)
-    assert len(frames) == 2
-    assert frames[0].image[0, 0, 0] == 30 and frames[0].next[0, 0, 0] == 60
-    assert np.allclose(frames[0].K, K)
-    with pytest.raises(data.DataError, match="no topic /nope"):
-        data.bag_frames(bag, "/nope", "/cam/info", progress=False)
+    cfg = {"source": "bag", "bags": [str(bag)], "image_topic": "/cam/image", "info_topic": "/cam/info",
+           "lidar_topic": "", "pose": "static", "size": [20, 40], "holdout_every": 0, "motion": {"mode": "none"}}
+    ds = data.build_dataset(cfg, progress=False, cache_dir=tmp_path / "cache")
+    assert len(ds) == 2  # frame 0 has no past; of frames 1-4 the ends lack a neighbour
+    f = ds.frame(0)
+    assert f.prev[0, 0, 0] == 30 and f.image[0, 0, 0] == 60 and f.next[0, 0, 0] == 90
+    assert np.allclose(f.K, K)
+    with pytest.raises(data.DataError, match="'/nope'"):
+        data.build_dataset(dict(cfg, image_topic="/nope"), progress=False, cache_dir=tmp_path / "cache2")
 
 
 def test_translations_attach_from_a_gdt_manifest(tmp_path):

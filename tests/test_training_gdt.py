@@ -129,3 +129,42 @@ def test_classical_gdt_shards_and_merges(tmp_path):
     assert night.mean() < source.mean()  # night is darker than the day frame
     with pytest.raises(ValueError, match="shard"):
         gdt.translate_dataset(frames, translator, ["night"], tmp_path, shard=2, num_shards=2)
+
+
+def test_translator_command_resumes_when_the_config_names_its_manifest(tmp_path):
+    """The student config names the manifest the translator is about to write: the first run must not
+    try to read it, and a rerun adds nothing."""
+    import yaml
+
+    out = tmp_path / "gdt"
+    config = tmp_path / "student.yaml"
+    config.write_text(yaml.safe_dump({
+        "recipe": "ssd_student", "steps": 1,
+        "data": {"source": "synthetic_stream", "sequences": 1, "seed_start": 5, "frames_per_sequence": 5,
+                 "size": [48, 96], "motion": {"mode": "none"}, "holdout_every": 0, "cache_dir": str(tmp_path / "cache"),
+                 "conditions": ["night", "rain"], "manifest": str(out / "manifest.jsonl")}}))
+    assert gdt.main(["--config", str(config), "--out", str(out), "--translator", "classical"]) == 0
+    lines = (out / "manifest.jsonl").read_text().splitlines()
+    assert len(lines) == 2 * 2  # 5 frames: the first has no past (4 kept), the kept ends no neighbour -> 2
+    assert gdt.main(["--config", str(config), "--out", str(out), "--translator", "classical"]) == 0
+    assert (out / "manifest.jsonl").read_text().splitlines() == lines
+
+
+def test_classical_night_has_no_sun_shadows_and_is_lit_by_lamps_and_headlights():
+    """A sunlit road with a hard shadow: at night the shadow edge is gone (no sun), the road is lit
+    brightest just ahead of the car (headlights), and the lamps are the brightest pixels."""
+    from depth_prior_training.night import night
+
+    h, w = 120, 400
+    day = np.full((h, w, 3), 200, np.uint8)
+    day[: h // 2] = (180, 200, 235)                        # sky
+    day[h // 2:, : w // 2] = 70                            # the left half of the road in a hard shadow
+    out = night(day, seed=3).astype(float).mean(axis=2)
+    road = out[int(0.85 * h):, :]
+    edge_day = float(np.abs(np.diff(day[int(0.85 * h):].astype(float).mean(axis=2), axis=1)).max())
+    left, right = road[:, w // 2 - 30: w // 2 - 5].mean(), road[:, w // 2 + 5: w // 2 + 30].mean()
+    assert abs(left - right) < 0.15 * edge_day             # the shadow edge is (almost) gone
+    near, far = out[int(0.95 * h):, w // 2 - 20: w // 2 + 20].mean(), out[int(0.6 * h), w // 2 - 20: w // 2 + 20].mean()
+    assert near > 1.5 * far                                # headlights fall off with distance (sRGB)
+    assert out.mean() < 0.35 * day.mean()                  # it is night
+    assert out[: h // 2].max() > 200                       # lamp heads glow above the road

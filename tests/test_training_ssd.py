@@ -154,3 +154,18 @@ def test_losses_basic_properties():
     assert float(losses.semantic_loss(f, [-f[0]])) == pytest.approx(2.0, abs=1e-5)
     mask = losses.teacher_mask(torch.tensor([[[[0.1, 0.5]]]]), torch.tensor([[[[0.2, 0.3]]]]))
     assert mask.flatten().tolist() == [1.0, 0.0]
+
+
+def test_student_and_teacher_sizes_are_separate(dataset, tmp_path):
+    """A teacher trained at 64x128 (multiples of 8) distils into a student at 56x112 (multiples of 14)."""
+    from depth_prior_training.ssd import SSDStudent, SSDTeacher
+
+    torch.manual_seed(0)
+    teacher = SSDTeacher(_teacher_cfg(tmp_path, data={"size": [64, 128]}))
+    ckpt = teacher.export(tmp_path / "teacher")
+    recipe = SSDStudent(_student_cfg(tmp_path, ckpt))
+    assert recipe.teacher.size == (64, 128)
+    batch = batch_at_step(dataset, 0, 2, seed=0)  # student size 56x112
+    assert recipe.teacher.predict_depth(batch["image"]).shape == (2, 1, 56, 112)
+    loss, logs = recipe.loss(batch, 0)
+    assert torch.isfinite(loss) and "teacher" in logs

@@ -9,9 +9,13 @@ Every source yields the same sample (a dict of tensors, batch-collatable), at th
   translated (3, H, W)                    frame t in an adverse condition (GDT output), or the image
   has_translated  ()  bool                whether ``translated`` is a real translation
   T_prev, T_next (4, 4)                   known T_source_from_target (synthetic sequences), else NaN
+  stereo, T_stereo                        the stereo partner of frame t and T_partner_from_target (stereo sources)
 
-Sources: in-memory synthetic sequences (``synth``), the project's bags (``replay.bag_io``), and the
-public layouts KITTI raw + Eigen split file lists, nuScenes (v1.0 tables) and Oxford RobotCar.
+Sources: whole recordings through a streamed frame store (``store``: KITTI raw drives, any bag
+``depth-prior replay`` reads, synth streams: static frames dropped, every n-th frame held out for
+validation), in-memory synthetic sequences (``synth``), and the public layouts KITTI raw + Eigen split
+file lists, nuScenes (v1.0 tables) and Oxford RobotCar. Translated frames (GDT manifests) attach to
+every source by frame name.
 """
 from __future__ import annotations
 
@@ -44,6 +48,8 @@ class Frame:
     T_prev: np.ndarray | None = None
     T_next: np.ndarray | None = None
     name: str = ""
+    stereo: np.ndarray | None = None
+    T_stereo: np.ndarray | None = None
 
 
 def resize_image(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
@@ -89,7 +95,9 @@ def frame_to_sample(frame: Frame, size: tuple[int, int], condition: str | None =
     src = frame.image.shape[:2]
     translated = frame.translated.get(condition) if condition else None
     depth = resize_depth(frame.depth, size) if frame.depth is not None else np.zeros(size, np.float32)
-    return {
+    stereo = {} if frame.stereo is None else {"stereo": img(frame.stereo),
+                                              "T_stereo": torch.from_numpy(np.asarray(frame.T_stereo)).float()}
+    return {**stereo,
         "image": img(frame.image), "prev": img(frame.prev), "next": img(frame.next),
         "K": torch.from_numpy(scale_intrinsics(frame.K, src, size)).float(),
         "depth": torch.from_numpy(depth)[None],
@@ -105,18 +113,23 @@ class SequenceDataset:
 
     conditions: translated conditions to pick from; ``translate_probability`` p: with probability p the
     sample's ``translated`` is a randomly chosen available condition (else the clean image).
+    translations: {frame name: {condition: image path}} (``read_manifest``), read when a sample needs one.
+    stores: the frame stores behind the frames (their held-out frames are the validation set).
     Randomness comes from ``rng`` passed to ``sample`` so a run is reproducible step by step.
     """
 
     def __init__(self, frames: Sequence[Frame] | Callable[[int], Frame], size: tuple[int, int],
-                 length: int | None = None, conditions: Sequence[str] = (), translate_probability: float = 0.0):
+                 length: int | None = None, conditions: Sequence[str] = (), translate_probability: float = 0.0,
+                 translations: dict[str, dict[str, Path]] | None = None, stores: Sequence = ()):
         self._frames = frames
         self.size = (int(size[0]), int(size[1]))
         self._length = len(frames) if length is None else int(length)  # type: ignore[arg-type]
         self.conditions = tuple(conditions)
         self.translate_probability = float(translate_probability)
+        self.translations = translations or {}
+        self.stores = list(stores)
         if self._length == 0:
-            raise DataError("the dataset has no frames")
+            raise DataError("the dataset has no frames (after dropping static frames and sequence ends)")
 
     def __len__(self) -> int:
         return self._length
@@ -127,8 +140,11 @@ class SequenceDataset:
     def sample(self, index: int, rng: np.random.Generator | None = None, condition: str | None = None) -> dict:
         frame = self.frame(index)
         if condition is None and rng is not None and self.conditions and rng.random() < self.translate_probability:
-            available = [c for c in self.conditions if c in frame.translated]
+            listed = self.translations.get(frame.name, {})
+            available = [c for c in self.conditions if c in frame.translated or c in listed]
             condition = available[int(rng.integers(len(available)))] if available else None
+        if condition is not None and condition not in frame.translated and condition in self.translations.get(frame.name, {}):
+            frame.translated = {**frame.translated, condition: read_rgb(self.translations[frame.name][condition])}
         sample = frame_to_sample(frame, self.size, condition)
         sample["index"] = index
         return sample
@@ -187,38 +203,6 @@ def synthetic_frames(seeds: Sequence[int], width: int = 320, height: int = 180, 
 def relative_pose(T_world_from_source: np.ndarray, T_world_from_target: np.ndarray) -> np.ndarray:
     """T_source_from_target (4, 4) from two camera poses in a common world frame."""
     return np.linalg.inv(T_world_from_source) @ T_world_from_target
-
-
-# --------------------------------------------------------------------------- project bags
-def bag_frames(bag: str | Path, image_topic: str, info_topic: str, stride: int = 1, max_frames: int | None = None,
-               progress: bool = True) -> list[Frame]:
-    """Consecutive (t-1, t, t+1) triples of an image topic of a project bag, with its camera_info K."""
-    from tqdm import tqdm
-
-    from depth_prior_ros.replay import bag_io
-
-    images, K = [], None
-    with bag_io.BagReader(bag) as reader:
-        topics = reader.topics
-        for topic in (image_topic, info_topic):
-            if topic not in topics:
-                raise DataError(f"bag {bag} has no topic {topic} (it has {', '.join(sorted(topics))})")
-        for m in tqdm(reader.messages([image_topic, info_topic]), desc=f"read {Path(bag).name}",
-                      disable=not progress, unit="msg"):
-            if m.topic == info_topic:
-                if K is None:
-                    K = np.array(m.msg.k, dtype=np.float64).reshape(3, 3)
-            else:
-                images.append(bag_io.rgb_image(m.msg, m.msgtype))
-            if max_frames and len(images) >= max_frames * stride + 2:
-                break
-    if K is None:
-        raise DataError(f"bag {bag} has no camera_info message on {info_topic}")
-    images = images[::stride]
-    if len(images) < 3:
-        raise DataError(f"bag {bag} has {len(images)} images on {image_topic}; self-supervision needs at least 3")
-    return [Frame(image=images[i], prev=images[i - 1], next=images[i + 1], K=K, name=f"{Path(bag).name}_{i}")
-            for i in range(1, len(images) - 1)]
 
 
 # --------------------------------------------------------------------------- KITTI raw / Eigen split
@@ -284,28 +268,26 @@ def parse_eigen_split(lines: Sequence[str]) -> list[tuple[str, int, str]]:
 
 
 def kitti_frames(root: str | Path, split_file: str | Path, with_lidar: bool = False, ext: str = ".png") -> Callable[[int], Frame]:
-    """Lazy loader over a KITTI raw tree for the entries of an Eigen split file; returns (loader, length)."""
-    import cv2
+    """Lazy loader over a KITTI raw tree for the entries of an Eigen split file; returns (loader, length).
 
+    Entries at a drive's first or last frame (no t-1 or t+1 image) are dropped, never paired with themselves.
+    (Whole drives without a split file: ``source: kitti`` with ``drives:``, see ``streams``.)"""
     root = Path(root)
     entries = parse_eigen_split(Path(split_file).read_text().splitlines())
     if not entries:
         raise DataError(f"split file {split_file} lists no frames")
 
-    def read(path: Path) -> np.ndarray:
-        image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-        if image is None:
-            raise DataError(f"KITTI image {path} is missing or unreadable")
-        return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+    def cam_dir(folder: str, side: str) -> Path:
+        return root / folder / KITTI_SIDES[side] / "data"
+
+    entries = [e for e in entries if all((cam_dir(e[0], e[2]) / f"{e[1] + d:010d}{ext}").is_file() for d in (-1, 1))]
+    if not entries:
+        raise DataError(f"no entry of {split_file} has both temporal neighbours under {root}")
 
     def load(i: int) -> Frame:
         folder, index, side = entries[i]
         date = folder.split("/")[0]
-        cam_dir = root / folder / KITTI_SIDES[side] / "data"
-        image = read(cam_dir / f"{index:010d}{ext}")
-        prev = read(cam_dir / f"{max(index - 1, 0):010d}{ext}")
-        nxt_path = cam_dir / f"{index + 1:010d}{ext}"
-        nxt = read(nxt_path) if nxt_path.is_file() else image
+        image, prev, nxt = (read_rgb(cam_dir(folder, side) / f"{index + d:010d}{ext}") for d in (0, -1, 1))
         cam = 2 if side == "l" else 3
         P = read_kitti_calib(root / date / "calib_cam_to_cam.txt")[f"P_rect_0{cam}"].reshape(3, 4)
         depth = None
@@ -399,47 +381,128 @@ def robotcar_frames(root: str | Path, intrinsics: Sequence[float], camera: str =
 
 
 # --------------------------------------------------------------------------- translated datasets (GDT)
-def attach_translations(frames: list[Frame], manifest: str | Path) -> list[Frame]:
-    """Add translated images from a GDT output folder's manifest (matched by the frame's ``name``)."""
+def read_rgb(path: str | Path) -> np.ndarray:
     import cv2
 
+    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if image is None:
+        raise DataError(f"image {path} is missing or unreadable")
+    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+
+
+def read_manifest(manifest: str | Path) -> dict[str, dict[str, Path]]:
+    """A GDT manifest (JSON lines: source, condition, output) -> {frame name: {condition: image path}}.
+
+    Works for every source: frames are matched by name when a sample asks for a translation."""
     manifest = Path(manifest)
-    by_name = {f.name: f for f in frames}
-    for line in manifest.read_text().splitlines():
+    if not manifest.is_file():
+        raise DataError(f"translation manifest {manifest} does not exist (run depth_prior_training.gdt first)")
+    out: dict[str, dict[str, Path]] = {}
+    for n, line in enumerate(manifest.read_text().splitlines(), 1):
         if not line.strip():
             continue
-        entry = json.loads(line)
-        frame = by_name.get(entry["source"])
-        if frame is None:
-            continue
-        image = cv2.imread(str(manifest.parent / entry["output"]), cv2.IMREAD_COLOR)
-        if image is None:
-            raise DataError(f"translated image {manifest.parent / entry['output']} listed in {manifest} is unreadable")
-        frame.translated[entry["condition"]] = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+        try:
+            entry = json.loads(line)
+            out.setdefault(entry["source"], {})[entry["condition"]] = manifest.parent / entry["output"]
+        except (ValueError, KeyError):
+            raise DataError(f"line {n} of {manifest} is not a GDT manifest entry") from None
+    return out
+
+
+def attach_translations(frames: list[Frame], manifest: str | Path) -> list[Frame]:
+    """Read a manifest's translated images into in-memory frames now (small synthetic sets)."""
+    index = read_manifest(manifest)
+    for frame in frames:
+        for condition, path in index.get(frame.name, {}).items():
+            frame.translated[condition] = read_rgb(path)
     return frames
 
 
-def build_dataset(cfg: dict, progress: bool = True) -> SequenceDataset:
-    """A SequenceDataset from a config's ``data`` section (see training/README.md for the keys)."""
+def recordings(cfg: dict) -> list[tuple[str, Callable]]:
+    """(recording id, stream factory) of a streamed source: ``bags`` for source bag; ``drives`` (or every
+    ``*_sync`` drive under ``root``) for source kitti; ``sequences`` seeds for source synthetic_stream."""
+    from . import streams
+
+    kind = cfg.get("source")
+    if kind == "bag":
+        opts = {k: cfg.get(k) for k in ("image_topic", "info_topic", "lidar_topic", "fixed_frame")}
+        return [(str(b), lambda b=b: streams.bag_stream(b, **opts, pose=cfg.get("pose", "tf"),
+                                                         camera_height=float(cfg.get("camera_height", 1.5)),
+                                                         max_frames=cfg.get("max_frames")))
+                for b in cfg.get("bags", [])]
+    if kind == "kitti":
+        drives = cfg.get("drives") or sorted(str(p) for p in Path(cfg.get("root", ".")).glob("*/*_sync"))
+        if not drives:
+            raise DataError(f"source kitti needs drives: [...] or a root with DATE/DATE_drive_XXXX_sync folders "
+                            f"(none under {cfg.get('root', '.')})")
+        return [(str(d), lambda d=d: streams.kitti_drive_stream(d, stereo=bool(cfg.get("stereo", False)),
+                                                                  max_frames=cfg.get("max_frames")))
+                for d in drives]
+    seeds = range(int(cfg.get("seed_start", 0)), int(cfg.get("seed_start", 0)) + int(cfg.get("sequences", 1)))
+    return [(f"synth_{s}", lambda s=s: streams.synthetic_stream(s, int(cfg.get("frames_per_sequence", 12)),
+                                                                 float(cfg.get("speed", 10.0)), float(cfg.get("fps", 10.0)),
+                                                                 float(cfg.get("stereo_baseline", 0.0))))
+            for s in seeds]
+
+
+def open_stores(cfg: dict, size: tuple[int, int], cache_dir: str | Path, progress: bool = True) -> list:
+    """One frame store per recording, built on first use and reused while the recording and the data
+    settings that shape it (size, motion filter, hold-out, gap, stereo) stay the same."""
+    import hashlib
+
+    from .motion import MotionConfig
+    from .store import FrameStore, StoreConfig, build_store
+    from .streams import StreamError
+
+    motion = MotionConfig(**cfg.get("motion", {}))
+    config = StoreConfig(size=size, holdout_every=int(cfg.get("holdout_every", 5)),
+                         max_gap_s=float(cfg.get("max_gap_s", 0.5)), motion=motion)
+    stores = []
+    for rec_id, stream in recordings(cfg):
+        shaping = json.dumps([rec_id, list(size), config.holdout_every, config.max_gap_s, motion.__dict__,
+                              {k: cfg.get(k) for k in ("stereo", "image_topic", "info_topic", "lidar_topic", "pose",
+                                                       "camera_height", "max_frames", "frames_per_sequence",
+                                                       "stereo_baseline", "speed")}], sort_keys=True)
+        key = hashlib.sha1(shaping.encode()).hexdigest()[:12]
+        folder = Path(cache_dir) / f"{Path(rec_id).name}_{size[0]}x{size[1]}_{key}"
+        if (folder / "index.json").is_file():
+            stores.append(FrameStore(folder))
+            continue
+        try:
+            stores.append(build_store(stream(), config, folder, progress, description=f"read {Path(rec_id).name}"))
+        except StreamError as exc:
+            raise DataError(str(exc)) from exc
+    return stores
+
+
+def store_dataset(stores: list, size: tuple[int, int], **options) -> SequenceDataset:
+    """The training triplets of several frame stores as one dataset."""
+    offsets = np.cumsum([0] + [len(s) for s in stores])
+
+    def load(i: int) -> Frame:
+        k = int(np.searchsorted(offsets, i, side="right") - 1)
+        return stores[k].training_frame(i - int(offsets[k]))
+
+    return SequenceDataset(load, size, length=int(offsets[-1]), stores=stores, **options)
+
+
+def build_dataset(cfg: dict, progress: bool = True, cache_dir: str | Path | None = None) -> SequenceDataset:
+    """A SequenceDataset from a config's ``data`` section (see training/README.md for the keys).
+
+    cache_dir: where streamed sources keep their frame stores (default ``data.cache_dir``, else runs/cache)."""
     kind = cfg.get("source", "synthetic")
-    size = tuple(cfg.get("size", (112, 196)))
-    conditions = cfg.get("conditions", [])
-    p = float(cfg.get("translate_probability", 0.0))
+    size = tuple(int(v) for v in cfg.get("size", (112, 196)))
+    options = {"conditions": cfg.get("conditions", []), "translate_probability": float(cfg.get("translate_probability", 0.0)),
+               "translations": read_manifest(cfg["manifest"]) if cfg.get("manifest") else None}
     if kind == "synthetic":
         seeds = range(int(cfg.get("seed_start", 0)), int(cfg.get("seed_start", 0)) + int(cfg.get("sequences", 8)))
         frames = synthetic_frames(seeds, int(cfg.get("render_width", size[1])), int(cfg.get("render_height", size[0])),
                                   int(cfg.get("frames_per_sequence", 1)), float(cfg.get("speed", 10.0)),
-                                  float(cfg.get("fps", 10.0)), conditions, progress=progress)
-        return SequenceDataset(frames, size, conditions=conditions, translate_probability=p)
-    if kind == "bag":
-        frames = []
-        for bag in cfg["bags"]:
-            frames += bag_frames(bag, cfg.get("image_topic", "/camera/image_raw"),
-                                 cfg.get("info_topic", "/camera/camera_info"), int(cfg.get("stride", 1)),
-                                 cfg.get("max_frames"), progress)
-        if cfg.get("manifest"):
-            attach_translations(frames, cfg["manifest"])
-        return SequenceDataset(frames, size, conditions=conditions, translate_probability=p)
+                                  float(cfg.get("fps", 10.0)), options["conditions"], progress=progress)
+        return SequenceDataset(frames, size, **options)
+    if kind in ("bag", "synthetic_stream") or (kind == "kitti" and not cfg.get("split_file")):
+        cache = cache_dir or cfg.get("cache_dir") or "runs/cache"
+        return store_dataset(open_stores(cfg, size, cache, progress), size, **options)
     if kind == "kitti":
         loader = kitti_frames(cfg["root"], cfg["split_file"], bool(cfg.get("with_lidar", False)))
     elif kind == "nuscenes":
@@ -448,5 +511,5 @@ def build_dataset(cfg: dict, progress: bool = True) -> SequenceDataset:
         loader = robotcar_frames(cfg["root"], cfg["intrinsics"], cfg.get("camera", "stereo/left"),
                                  int(cfg.get("crop_bottom", 160)))
     else:
-        raise DataError(f"data source '{kind}' is not one of synthetic, bag, kitti, nuscenes, robotcar")
-    return SequenceDataset(loader, size, length=loader.length, conditions=conditions, translate_probability=p)
+        raise DataError(f"data source '{kind}' is not one of synthetic, synthetic_stream, bag, kitti, nuscenes, robotcar")
+    return SequenceDataset(loader, size, length=loader.length, **options)

@@ -56,3 +56,40 @@ def export_onnx(weights: str | Path, out: str | Path, backend: str = "ssd_studen
 
     return node_export.export_onnx(backend=backend, weights=str(weights), out=str(out), height=height, width=width,
                                   opset=opset)
+
+
+def export_teacher_onnx(teacher, out: str | Path, training_data: str = "") -> Path:
+    """The SSD teacher's depth net as an ONNX graph + card the node's ``onnx`` backend runs (output
+    ``scale_depth``: depth up to one scale, which the node aligns to the prior like any backend).
+
+    Input: RGB in [0, 1] at the teacher's training size (card mean 0, std 1; the net normalises inside)."""
+    import warnings
+
+    import torch
+
+    from depth_prior_ros.models.card import ModelCard, card_path_for, write_card
+
+    from .nets import disp_to_depth
+
+    class DepthOnly(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.net = teacher.modules["depth_net"]
+
+        def forward(self, pixels):
+            return disp_to_depth(self.net(pixels)[0], teacher.min_depth, teacher.max_depth)[1]
+
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    module = DepthOnly().eval()
+    h, w = teacher.size
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")  # tracer notes on shape ints; the backend test checks the graph
+        torch.onnx.export(module, (torch.rand(1, 3, h, w),), str(out), input_names=["pixels"], output_names=["depth"],
+                          opset_version=17, do_constant_folding=True, dynamo=False)
+    card = ModelCard(architecture="ssd_teacher_unet", variant="depth_prior_training", output_kind="scale_depth",
+                     input_size=(int(h), int(w)), multiple_of=2 ** len(module.net.channels), mean=(0.0, 0.0, 0.0),
+                     std=(1.0, 1.0, 1.0), training_data=training_data or "self-supervised video",
+                     source="depth_prior_training ssd_teacher recipe")
+    write_card(card, card_path_for(out))
+    return out

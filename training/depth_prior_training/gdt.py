@@ -7,7 +7,8 @@ Two translators with one call signature ``translator(image, condition, depth, la
   control image (normalised inverse depth, near = bright) keeps the scene's geometry; optional
   IP-Adapter style image per condition. The caption is a string, or a callable(image) -> str (e.g. a
   BLIP-2 captioner you load yourself; nothing is downloaded here).
-- the classical translator of ``depth_prior_ros.synth`` (machines without diffusion weights).
+- ``ClassicalTranslator`` (machines without diffusion weights): night from ``night.night`` (sun
+  shadows removed, lit by street lamps and headlights), rain and fog from ``depth_prior_ros.synth``.
 
 ``translate_dataset`` writes ``OUT/<condition>/<name>.png`` and ``OUT/manifest.jsonl`` (one JSON object
 per line: source, condition, prompt, seed, output), skips entries already in the manifest (resumable),
@@ -117,7 +118,9 @@ class DiffusionTranslator:
 
 
 class ClassicalTranslator:
-    """synth's classical translator behind the same signature (prompt: 'classical:<condition>')."""
+    """The classical translators behind the same signature (prompt: 'classical:<condition>'): night
+    from ``night.night`` (depth used where it is dense, e.g. synthetic; sparse LiDAR is not), rain and
+    fog from synth's translator."""
 
     def __init__(self):
         from .synthetic import classical_translator
@@ -126,7 +129,12 @@ class ClassicalTranslator:
         self.last_prompt = ""
 
     def __call__(self, image, condition, depth=None, labels=None, seed: int = 0) -> np.ndarray:
+        from .night import night
+
         self.last_prompt = f"classical:{condition}"
+        if condition == "night":
+            dense = depth is not None and np.mean(np.isfinite(depth) & (np.asarray(depth) > 0)) > 0.5
+            return night(image, depth if dense else None, int(seed))
         return self.fn(image, condition, depth, labels, int(seed))
 
 
@@ -153,12 +161,14 @@ def safe_name(name: str) -> str:
 
 
 def translate_dataset(frames: Iterable, translator, conditions: Iterable[str], out_dir: str | Path,
-                      shard: int = 0, num_shards: int = 1, base_seed: int = 0, progress: bool = True) -> Path:
+                      shard: int = 0, num_shards: int = 1, base_seed: int = 0, progress: bool = True,
+                      total: int | None = None) -> Path:
     """Translate every frame (objects with .name, .image, .depth, optional .labels) into ``conditions``.
 
+    ``frames`` may be a lazy iterable (one frame in memory at a time; ``total`` sizes the progress bar).
     Frame i belongs to shard i % num_shards; each shard writes its own manifest
     (``manifest.jsonl`` for one shard, ``manifest.shard{i}of{n}.jsonl`` otherwise; ``merge_manifests``
-    joins them). Returns the manifest path.
+    joins them). Entries already in the manifest are skipped. Returns the manifest path.
     """
     import cv2
     from tqdm import tqdm
@@ -170,10 +180,17 @@ def translate_dataset(frames: Iterable, translator, conditions: Iterable[str], o
     manifest = out_dir / ("manifest.jsonl" if num_shards == 1 else f"manifest.shard{shard}of{num_shards}.jsonl")
     done = read_manifest(manifest)
     conditions = list(conditions)
-    mine = [f for i, f in enumerate(frames) if i % num_shards == shard]
-    todo = [(f, c) for f in mine for c in conditions if (f.name, c) not in done]
+    total = total if total is not None else (len(frames) if hasattr(frames, "__len__") else None)
+
+    def todo():
+        for i, frame in enumerate(frames):
+            if i % num_shards == shard:
+                yield from ((frame, c) for c in conditions if (frame.name, c) not in done)
+
     with open(manifest, "a", encoding="utf-8") as log_file:
-        for frame, condition in tqdm(todo, desc=f"GDT shard {shard}/{num_shards}", disable=not progress, unit="img"):
+        bar_total = None if total is None else -(-total // num_shards) * len(conditions)
+        for frame, condition in tqdm(todo(), total=bar_total, desc=f"GDT shard {shard}/{num_shards}",
+                                     disable=not progress, unit="img"):
             seed = entry_seed(frame.name, condition, base_seed)
             image = translator(frame.image, condition, frame.depth, getattr(frame, "labels", None), seed)
             rel = Path(condition) / f"{safe_name(frame.name)}.png"
@@ -230,7 +247,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     cfg = load_config(args.config)
-    data_cfg = dict(cfg.get("data", {}), conditions=[])
+    # The clean frames are translated: the config's own manifest (often the one written here) is not read.
+    data_cfg = dict(cfg.get("data", {}), conditions=[], manifest="")
     dataset = build_dataset(data_cfg)
     frames = (dataset.frame(i) for i in range(len(dataset)))
     if args.translator == "classical":
@@ -248,8 +266,8 @@ def main(argv: list[str] | None = None) -> int:
         pipe = load_pipeline(args.base, args.controlnet, args.device, ip_adapter=args.ip_adapter)
         translator = DiffusionTranslator(pipe, steps=args.steps, strength=args.strength, caption=args.caption,
                                          style_images=styles)
-    manifest = translate_dataset(list(frames), translator, args.conditions, args.out, args.shard, args.num_shards,
-                                 args.seed)
+    manifest = translate_dataset(frames, translator, args.conditions, args.out, args.shard, args.num_shards,
+                                 args.seed, total=len(dataset))
     print(f"manifest {manifest}")
     return 0
 

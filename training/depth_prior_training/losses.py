@@ -31,20 +31,35 @@ def photometric_error(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return SSIM_WEIGHT * ssim_distance(pred, target).mean(1, keepdim=True) + (1 - SSIM_WEIGHT) * l1
 
 
-def min_reprojection(warped: list[torch.Tensor], target: torch.Tensor) -> torch.Tensor:
-    """Per-pixel minimum photometric error over the warped neighbours: -> (B, 1, H, W)."""
-    errors = torch.cat([photometric_error(w, target) for w in warped], dim=1)
-    return errors.min(dim=1, keepdim=True).values
+OUT_OF_VIEW_ERROR = 1.0  # the largest photometric error: a pixel warped out of the source never wins the minimum
 
 
-def automask(reprojection: torch.Tensor, sources: list[torch.Tensor], target: torch.Tensor,
+def min_reprojection(warped: list[torch.Tensor], target: torch.Tensor,
+                     valid: list[torch.Tensor] | None = None) -> torch.Tensor:
+    """Per-pixel minimum photometric error over the warped neighbours: -> (B, 1, H, W).
+
+    valid: per neighbour, bool (B, 1, H, W) where the warp read real pixels; elsewhere the error is
+    OUT_OF_VIEW_ERROR, so the other neighbour (or the auto-mask) decides that pixel."""
+    errors = [photometric_error(w, target) for w in warped]
+    if valid is not None:
+        errors = [torch.where(v, e, torch.full_like(e, OUT_OF_VIEW_ERROR)) for e, v in zip(errors, valid)]
+    return torch.cat(errors, dim=1).min(dim=1, keepdim=True).values
+
+
+def identity_error(sources: list[torch.Tensor], target: torch.Tensor) -> torch.Tensor:
+    """Min photometric error of the unwarped sources (B, 1, H, W): what a static scene would score."""
+    return torch.cat([photometric_error(s, target) for s in sources], dim=1).min(dim=1, keepdim=True).values
+
+
+def automask(reprojection: torch.Tensor, sources: list[torch.Tensor] | torch.Tensor, target: torch.Tensor,
              generator: torch.Generator | None = None) -> torch.Tensor:
     """monodepth2 auto-mask: keep pixels whose min reprojection error beats the unwarped neighbours'.
 
     Static-camera frames and objects moving with the camera look 'correct' unwarped; those pixels are
-    dropped. A tiny noise breaks ties (as in monodepth2). Returns float (B, 1, H, W) in {0, 1}.
+    dropped. A tiny noise breaks ties (as in monodepth2). ``sources`` may be their ``identity_error``
+    already (it does not depend on depth: computed once for all scales). Returns float (B, 1, H, W) in {0, 1}.
     """
-    identity = torch.cat([photometric_error(s, target) for s in sources], dim=1).min(dim=1, keepdim=True).values
+    identity = sources if isinstance(sources, torch.Tensor) else identity_error(sources, target)
     noise = torch.rand(identity.shape, generator=generator, device=identity.device, dtype=identity.dtype) * 1e-5
     return (reprojection < identity + noise).float()
 

@@ -45,6 +45,13 @@ class TeacherDepthNet(nn.Module):
         self.decoder = nn.ModuleList(dec)
         self.heads = nn.ModuleDict(heads)
 
+    def start_at_depth(self, depth: float, min_depth: float, max_depth: float) -> None:
+        """Set the heads' bias so every pixel starts at ``depth`` (sigmoid 0 gives monodepth2's 2 * min_depth)."""
+        level = (1.0 / depth - 1.0 / max_depth) / (1.0 / min_depth - 1.0 / max_depth)
+        with torch.no_grad():
+            for head in self.heads.values():
+                head.bias.fill_(float(torch.logit(torch.tensor(level))))
+
     def forward(self, image: torch.Tensor) -> dict[int, torch.Tensor]:
         """image (B, 3, H, W), H and W multiples of 2**len(channels) -> {scale: disp (B, 1, H/2^s, W/2^s)}."""
         x = (image - 0.45) / 0.225

@@ -18,7 +18,7 @@ import torch
 from . import losses
 from .nets import PoseNet, TeacherDepthNet, disp_to_depth, pose_transform
 from .student import build_student, student_forward, wrap_student
-from .warp import warp_image
+from .warp import warp_with_validity
 
 
 def upsample(x: torch.Tensor, size) -> torch.Tensor:
@@ -35,10 +35,39 @@ def neighbour_poses(batch: dict, pose_net: PoseNet | None, source: str) -> list[
             pose_transform(pose_net, batch["image"], batch["next"], source_is_before=False)]
 
 
-def reprojection(depth: torch.Tensor, batch: dict, poses: list[torch.Tensor]) -> torch.Tensor:
-    """Min photometric error (B, 1, H, W) of the clean target against its neighbours warped by ``depth``."""
-    warped = [warp_image(batch[k], depth, batch["K"], T) for k, T in zip(("prev", "next"), poses)]
-    return losses.min_reprojection(warped, batch["image"])
+def source_views(batch: dict, poses: list[torch.Tensor], stereo: bool = False) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """(source image, T_source_from_target) pairs: t-1 and t+1 with ``poses``, plus the stereo partner
+    with its known rig transform when ``stereo`` (monodepth2's M+S setting; it also fixes the scale)."""
+    views = list(zip((batch["prev"], batch["next"]), poses))
+    if stereo:
+        if "stereo" not in batch:
+            raise ValueError("teacher.stereo needs a stereo source (data.stereo: true on KITTI, stereo_baseline on synth)")
+        views.append((batch["stereo"], batch["T_stereo"]))
+    return views
+
+
+def reprojection(depth: torch.Tensor, batch: dict, poses: list[torch.Tensor], stereo: bool = False) -> torch.Tensor:
+    """Min photometric error (B, 1, H, W) of the clean target against its source views warped by ``depth``."""
+    warps = [warp_with_validity(image, depth, batch["K"], T) for image, T in source_views(batch, poses, stereo)]
+    return losses.min_reprojection([w for w, _ in warps], batch["image"], [v for _, v in warps])
+
+
+def flip_batch(batch: dict, flip: torch.Tensor) -> dict:
+    """Mirror the samples where ``flip`` (B,) bool: images left-right, K's cx, and the stereo rig's x
+    (monodepth2's flip augmentation; poses come from the pose net on the flipped frames)."""
+    out = dict(batch)
+    where = flip.view(-1, 1, 1, 1)
+    for key in ("image", "prev", "next", "stereo", "translated"):
+        if key in batch:
+            out[key] = torch.where(where, batch[key].flip(-1), batch[key])
+    width = batch["image"].shape[-1]
+    K = batch["K"].clone()
+    K[:, 0, 2] = torch.where(flip, width - 1 - K[:, 0, 2], K[:, 0, 2])
+    out["K"] = K
+    if "T_stereo" in batch:
+        mirror = torch.diag(torch.tensor([-1.0, 1, 1, 1], device=K.device, dtype=batch["T_stereo"].dtype))
+        out["T_stereo"] = torch.where(flip.view(-1, 1, 1), mirror @ batch["T_stereo"] @ mirror, batch["T_stereo"])
+    return out
 
 
 def step_generator(seed: int, step: int, device) -> torch.Generator:
@@ -49,7 +78,10 @@ def step_generator(seed: int, step: int, device) -> torch.Generator:
 
 class SSDTeacher:
     """The day-clear teacher. cfg keys: teacher.channels, teacher.min_depth, teacher.max_depth,
-    teacher.supervision (self|depth), teacher.poses (posenet|gt), losses.smoothness (1e-3), seed."""
+    teacher.supervision (self|depth), teacher.poses (posenet|gt), teacher.stereo (add the stereo partner
+    as a source view), teacher.flip (probability of a mirrored sample), teacher.init_depth (the depth
+    every pixel starts at; see README "Why it collapsed"), losses.smoothness (1e-3), seed.
+    Its training size is ``data.size`` (a multiple of 2 ** len(channels)), recorded in its export."""
 
     def __init__(self, cfg: dict):
         t = cfg.get("teacher", {})
@@ -58,13 +90,22 @@ class SSDTeacher:
         self.max_depth = float(t.get("max_depth", 100.0))
         self.supervision = t.get("supervision", "self")
         self.pose_source = t.get("poses", "posenet")
+        self.stereo = bool(t.get("stereo", False))
+        self.flip = float(t.get("flip", 0.0))
+        self.size = tuple(t.get("size") or cfg.get("data", {}).get("size") or ())
         self.smoothness = float(cfg.get("losses", {}).get("smoothness", 1e-3))  # monodepth2
         self.modules = {"depth_net": TeacherDepthNet(tuple(t.get("channels", (16, 32, 64, 96, 128))))}
+        if t.get("init_depth"):
+            self.modules["depth_net"].start_at_depth(float(t["init_depth"]), self.min_depth, self.max_depth)
         if self.supervision == "self" and self.pose_source == "posenet":
             self.modules["pose_net"] = PoseNet(tuple(t.get("pose_channels", (16, 32, 64, 128, 128))))
 
     def loss(self, batch: dict, step: int):
         depth_net = self.modules["depth_net"]
+        generator = step_generator(int(self.cfg.get("seed", 0)), step, batch["image"].device)
+        if self.flip > 0:
+            flip = torch.rand(batch["image"].shape[0], generator=generator, device=batch["image"].device) < self.flip
+            batch = flip_batch(batch, flip)
         outputs = depth_net(batch["image"])
         size = batch["image"].shape[-2:]
         if self.supervision == "depth":
@@ -75,13 +116,12 @@ class SSDTeacher:
                 total = total + losses.log_depth_l1(depth, batch["depth"], valid) / len(outputs)
             return total, {"loss": float(total.detach())}
         poses = neighbour_poses(batch, self.modules.get("pose_net"), self.pose_source)
-        generator = step_generator(int(self.cfg.get("seed", 0)), step, batch["image"].device)
-        sources = [batch["prev"], batch["next"]]
+        identity = losses.identity_error([image for image, _ in source_views(batch, poses, self.stereo)], batch["image"])
         total, photo_sum = 0.0, 0.0
         for s, disp in outputs.items():  # monodepth2: every scale upsampled to full resolution
             _, depth = disp_to_depth(upsample(disp, size), self.min_depth, self.max_depth)
-            rep = reprojection(depth, batch, poses)
-            mask = losses.automask(rep, sources, batch["image"], generator)
+            rep = reprojection(depth, batch, poses, self.stereo)
+            mask = losses.automask(rep, identity, batch["image"], generator)
             photo = losses.masked_mean(rep, mask)
             image_s = torch.nn.functional.interpolate(batch["image"], size=disp.shape[-2:], mode="area")
             smooth = losses.smoothness_loss(disp, image_s) / (2 ** s)
@@ -91,14 +131,29 @@ class SSDTeacher:
 
     @torch.no_grad()
     def predict_depth(self, image: torch.Tensor) -> torch.Tensor:
-        _, depth = disp_to_depth(self.modules["depth_net"](image)[0], self.min_depth, self.max_depth)
-        return depth
+        """(B, 3, h, w) in [0, 1] -> depth (B, 1, h, w); images not at the training size are resized in
+        and the depth resized back (the student's size need not be the teacher's)."""
+        h, w = image.shape[-2:]
+        size = tuple(self.size) if self.size else (h, w)
+        x = image if (h, w) == size else upsample(image, size)
+        _, depth = disp_to_depth(self.modules["depth_net"](x)[0], self.min_depth, self.max_depth)
+        return depth if (h, w) == size else upsample(depth, (h, w))
+
+    def predict_for_validation(self, images):
+        """uint8 (N, h, w, 3) -> (depth (N, h, w), "scale_depth") for ``validation.Validator``."""
+        x = torch.from_numpy(images).permute(0, 3, 1, 2).float().div(255.0).to(self.device)
+        return self.predict_depth(x)[:, 0].cpu().numpy(), "scale_depth"
+
+    @property
+    def device(self):
+        return next(self.modules["depth_net"].parameters()).device
 
     def export(self, folder: str | Path) -> Path:
         from .checkpoint import save_modules
 
+        teacher = dict(self.cfg.get("teacher", {}), size=list(self.size) if self.size else None)
         return save_modules(self.modules, Path(folder) / "teacher.safetensors",
-                            meta={"recipe": "ssd_teacher", "teacher": self.cfg.get("teacher", {})})
+                            meta={"recipe": "ssd_teacher", "teacher": teacher})
 
 
 def load_teacher(cfg: dict, device) -> SSDTeacher:
@@ -171,6 +226,15 @@ class SSDStudent:
             total = total + self.w_smooth * losses.smoothness_loss(disp, batch["image"])
         logs["loss"] = float(total.detach())
         return total, logs
+
+    @torch.no_grad()
+    def predict_for_validation(self, images):
+        """uint8 (N, h, w, 3) -> (disparity (N, h, w), "affine_disparity"): what the node's backend outputs."""
+        student = self.modules["student"]
+        device = next(student.parameters()).device
+        x = torch.from_numpy(images).permute(0, 3, 1, 2).float().div(255.0).to(device)
+        disp, _ = student_forward(student, x)
+        return disp[:, 0].clamp_min(0).cpu().numpy() + self.min_disp, "affine_disparity"
 
     def export(self, folder: str | Path) -> Path:
         from .export import export_student

@@ -6,11 +6,15 @@
 One Accelerator runs it on CPU, one GPU or several (each process draws its own slice of the step's
 global batch). Checkpoints every ``checkpoint_every`` steps; ``--resume`` (or ``resume: true``)
 continues from the newest checkpoint in the output folder exactly where the run stopped.
+
+While it trains: ``OUT/train.csv``, ``OUT/validation.csv`` and ``OUT/tensorboard/`` grow row by row
+(``logs.RunLog``); every ``validation.every`` steps the held-out frames of the data's frame stores are
+scored against their LiDAR (``validation.Validator``: median-scaled and prior-aligned); the progress bar
+shows the current loss and the last validation AbsRel.
 """
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import math
 import sys
@@ -55,6 +59,8 @@ def run(cfg: dict, resume: bool = False, progress: bool = True, dataset=None) ->
     from .checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
     from .config import validate
     from .data import batch_at_step, build_dataset
+    from .logs import RunLog
+    from .validation import Validator, validation_frames
 
     cfg = validate(cfg)
     accelerator = Accelerator(cpu=bool(cfg.get("cpu", False)), mixed_precision=cfg.get("mixed_precision", "no"))
@@ -64,7 +70,8 @@ def run(cfg: dict, resume: bool = False, progress: bool = True, dataset=None) ->
     steps, batch_size = int(cfg["steps"]), int(cfg.get("batch_size", 4))
 
     # 1. data, model, optimiser, schedule
-    dataset = dataset if dataset is not None else build_dataset(cfg.get("data", {}), progress=progress)
+    if dataset is None:
+        dataset = build_dataset(cfg.get("data", {}), progress=progress)
     recipe = build_recipe(cfg, accelerator.device)
     params = [p for m in recipe.modules.values() for p in m.parameters() if p.requires_grad]
     opt_cfg = cfg.get("optimizer", {})
@@ -89,13 +96,36 @@ def run(cfg: dict, resume: bool = False, progress: bool = True, dataset=None) ->
             start = load_checkpoint(found, recipe.modules, optimizer, scheduler)
             log.info("resumed from %s at step %d", found, start)
 
-    # 3. the loop
+    # 3. logs and validation (main process only)
+    main = accelerator.is_main_process
+    val_cfg = cfg.get("validation", {})
+    val_every = int(val_cfg.get("every", 0))
+    validator = None
+    if main and val_every and hasattr(recipe, "predict_for_validation"):
+        frames = validation_frames(getattr(dataset, "stores", []), val_cfg.get("max_frames"))
+        validator = Validator(frames) if frames else None
+    run_log = RunLog(out_dir, resume=start > 0, tensorboard=bool(cfg.get("tensorboard", True)),
+                     first_step=start) if main else None
+    last_val: dict = {}
+
+    def validate_now(step: int) -> None:
+        nonlocal last_val
+        for m in recipe.modules.values():
+            m.eval()
+        last_val = validator(recipe.predict_for_validation)
+        for m in recipe.modules.values():
+            m.train()
+        run_log.validate(step, {**last_val, "wall_s": time.time() - t0})
+
+    # 4. the loop
     history, every = [], int(cfg.get("checkpoint_every", 0))
     clip = float(opt_cfg.get("grad_clip", 1.0))
     t0 = time.time()
+    if validator is not None and start == 0:
+        validate_now(0)
     # ``stop_at`` ends this process early (a scheduled pre-emption); a later --resume finishes the run.
     end = min(steps, int(cfg.get("stop_at") or steps))
-    bar = tqdm(range(start, end), desc=cfg["recipe"], disable=not progress or not accelerator.is_main_process)
+    bar = tqdm(range(start, end), desc=cfg["recipe"], disable=not progress or not main)
     for step in bar:
         batch = batch_at_step(dataset, step, batch_size, seed, accelerator.process_index, accelerator.num_processes)
         batch = {k: v.to(accelerator.device) for k, v in batch.items()}
@@ -108,22 +138,29 @@ def run(cfg: dict, resume: bool = False, progress: bool = True, dataset=None) ->
         scheduler.step()
         logs["step"], logs["lr"] = step + 1, scheduler.get_last_lr()[0]
         history.append(logs)
-        bar.set_postfix(loss=f"{logs['loss']:.4f}")
-        if every and (step + 1) % every == 0 and accelerator.is_main_process:
+        if main:
+            run_log.step(step + 1, {**logs, "wall_s": time.time() - t0})
+            if validator is not None and ((step + 1) % val_every == 0 or step + 1 == end):
+                validate_now(step + 1)
+            postfix = {"loss": f"{logs['loss']:.4f}"}
+            if "median_abs_rel" in last_val:
+                postfix["val_absrel"] = f"{last_val['median_abs_rel']:.3f}"
+            bar.set_postfix(postfix)
+        if every and (step + 1) % every == 0 and main:
             save_checkpoint(out_dir, step + 1, recipe.modules, optimizer, scheduler, keep=int(cfg.get("keep", 2)))
     accelerator.wait_for_everyone()
+    if run_log is not None:
+        run_log.close()
 
-    # 4. export
-    result = {"out_dir": str(out_dir), "history": history, "wall_s": time.time() - t0, "recipe": recipe}
-    if accelerator.is_main_process:
+    # 5. export
+    result = {"out_dir": str(out_dir), "history": history, "wall_s": time.time() - t0, "recipe": recipe,
+              "validation": last_val}
+    if main:
         out_dir.mkdir(parents=True, exist_ok=True)
         if every and end % every and end > start:
             save_checkpoint(out_dir, end, recipe.modules, optimizer, scheduler, keep=int(cfg.get("keep", 2)))
         if cfg.get("export", True) and end == steps:
             result["export"] = str(recipe.export(out_dir / "export"))
-        with open(out_dir / "history.jsonl", "a") as f:
-            for row in history:
-                f.write(json.dumps(row) + "\n")
     return result
 
 

@@ -45,18 +45,33 @@ def backproject(depth: torch.Tensor, K: torch.Tensor) -> torch.Tensor:
     return rays * depth.reshape(B, 1, -1)
 
 
-def project_to_grid(points: torch.Tensor, K: torch.Tensor, T: torch.Tensor, height: int, width: int) -> torch.Tensor:
-    """points (B, 3, N) of the target camera, T (B, 4, 4) source<-target -> grid_sample grid (B, H, W, 2) in [-1, 1]."""
+def project_to_grid(points: torch.Tensor, K: torch.Tensor, T: torch.Tensor, height: int, width: int,
+                    with_validity: bool = False):
+    """points (B, 3, N) of the target camera, T (B, 4, 4) source<-target -> grid_sample grid (B, H, W, 2) in [-1, 1]
+    (and, ``with_validity``, bool (B, 1, H, W): the point lies in front of the source camera and inside its image)."""
     moved = T[:, :3, :3] @ points + T[:, :3, 3:]
     pix = K @ moved
     uv = pix[:, :2] / pix[:, 2:3].clamp_min(1e-6)
     u = uv[:, 0] / (width - 1) * 2 - 1
     v = uv[:, 1] / (height - 1) * 2 - 1
-    return torch.stack([u, v], dim=-1).view(-1, height, width, 2)
+    grid = torch.stack([u, v], dim=-1).view(-1, height, width, 2)
+    if not with_validity:
+        return grid
+    inside = (pix[:, 2] > 1e-3) & (u.abs() <= 1) & (v.abs() <= 1)
+    return grid, inside.view(-1, 1, height, width)
 
 
 def warp_image(source: torch.Tensor, depth: torch.Tensor, K: torch.Tensor, T_source_from_target: torch.Tensor) -> torch.Tensor:
     """Synthesise the target view from ``source`` (B, C, H, W) with the target's depth (B, 1, H, W)."""
+    return warp_with_validity(source, depth, K, T_source_from_target)[0]
+
+
+def warp_with_validity(source: torch.Tensor, depth: torch.Tensor, K: torch.Tensor,
+                       T_source_from_target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``warp_image`` plus bool (B, 1, H, W): where the warp read real source pixels.
+
+    Outside that mask grid_sample repeats the border, which a texture-less object at the image edge
+    (a white tanker filling the right edge) matches well: the photometric loss must not reward it."""
     H, W = depth.shape[-2:]
-    grid = project_to_grid(backproject(depth, K), K, T_source_from_target, H, W)
-    return F.grid_sample(source, grid, mode="bilinear", padding_mode="border", align_corners=True)
+    grid, inside = project_to_grid(backproject(depth, K), K, T_source_from_target, H, W, with_validity=True)
+    return F.grid_sample(source, grid, mode="bilinear", padding_mode="border", align_corners=True), inside
