@@ -3,7 +3,7 @@
 Each held-out frame: the network's prediction at the training size, resized to the LiDAR image's native
 size, scored with ``depth_prior_ros.replay.metrics`` two ways:
   median  per-frame median scaling (the self-supervised convention: is the *shape* right?)
-  prior   aligned to the embodied ground prior of the node's pipeline (``DepthPipeline.compute_prior`` at
+  prior   aligned to the embodied ground prior of the node's pipeline (``ScenePriorCache.prior`` at
           the frame's ground pose, then ``align.align_to_prior`` with the pipeline's settings), i.e. the
           metric depth the node would publish from this network; ``prior_accepted`` is the share of
           frames whose fit the aligner accepts.
@@ -57,19 +57,20 @@ class Validator:
     """
 
     def __init__(self, frames: list[ValidationFrame], batch_size: int = 8):
-        from depth_prior_ros.pipeline import DepthPipeline
+        from depth_prior_ros.pipeline import PipelineConfig
+        from depth_prior_ros.prior.cache import ScenePriorCache
         from depth_prior_ros.replay.metrics import EvalProtocol
 
         self.frames = frames
         self.batch_size = batch_size
         self.protocol = EvalProtocol.kitti()
-        self.pipeline = DepthPipeline()
+        self.config = PipelineConfig()  # the node's default range and alignment settings
+        self.priors = ScenePriorCache(self.config.prior_mode, self.config.min_depth, self.config.max_depth)
         self._priors: dict[str, object] = {}
 
     def prior(self, frame: ValidationFrame):
         if frame.name not in self._priors:
-            self.pipeline.reset()
-            self._priors[frame.name] = self.pipeline.compute_prior(frame.camera, frame.T_ground_from_camera)
+            self._priors[frame.name] = self.priors.prior(frame.camera, frame.T_ground_from_camera, inpaint=False)
         return self._priors[frame.name]
 
     def __call__(self, predict) -> dict:
@@ -90,7 +91,7 @@ class Validator:
                 median.append(score_frame(depth, f.gt, self.protocol.with_scaling("median")))
                 if f.T_ground_from_camera is not None:
                     p = self.prior(f)
-                    fit = align_to_prior(native, kind, p.depth, p.confidence, config=self.pipeline.config.align)
+                    fit = align_to_prior(native, kind, p.depth, p.confidence, config=self.config.align)
                     accepted.append(fit.ok)
                     if fit.ok and fit.depth is not None:
                         prior.append(score_frame(fit.depth, f.gt, self.protocol))
