@@ -7,9 +7,9 @@ import numpy as np
 
 from .bag_io import BagWriter
 from .config import ReplayConfig
-from .frames import Frame
+from .frames import Frame, FrameSink, LostFrame
 from .metrics import FrameScore, score_frame
-from .report import FrameRecord, Preview, RunReport, preview_image, write_png_atomic
+from .report import LOST_TO_DAMAGE, FrameRecord, Preview, RunReport, preview_image, write_png_atomic
 
 
 # --------------------------------------------------------------------------- scoring
@@ -102,6 +102,10 @@ class Recorder:
             self.write_preview(label, frame, depth)
         return rec
 
+    def sink(self, labels: list[str]) -> "FrameSink":
+        """What iter_frames reports to: frames a damaged bag took away become drops of ``labels``."""
+        return _RecorderSink(self, list(labels))
+
     def write_preview(self, label: str, frame: Frame, depth: np.ndarray) -> None:
         proto = self.config.protocol
         title = f"{label} | {frame.condition} | {frame.bag} #{frame.index}"
@@ -110,6 +114,19 @@ class Recorder:
         rel = f"previews/{_safe(label)}_{_safe(frame.condition)}_{frame.index:04d}.png"
         write_png_atomic(self.report.out / rel, strip)
         self.report.previews.append(Preview(rel, label, frame.condition, frame.index))
+
+
+class _RecorderSink(FrameSink):
+    def __init__(self, recorder: Recorder, labels: list[str]):
+        self.recorder, self.labels = recorder, labels
+
+    def lost(self, frame: LostFrame) -> None:
+        for label in self.labels:
+            self.recorder.report.add(FrameRecord(label, frame.bag, frame.condition, frame.index, frame.stamp_ns,
+                                                 dropped=True, source=LOST_TO_DAMAGE, error=frame.reason))
+
+    def bag_checked(self, bag_path: str, integrity) -> None:
+        self.recorder.report.set_integrity(bag_path, integrity)
 
 
 def _safe(text: str) -> str:
