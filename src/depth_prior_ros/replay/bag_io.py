@@ -506,7 +506,8 @@ class BagWriter:
     def write(self, topic: str, msg, msgtype: str, log_ns: int) -> None:
         conn = self._connections.get(topic)
         if conn is None:
-            conn = self._writer.add_connection(topic, msgtype, typestore=get_store(self.distro))
+            conn = self._writer.add_connection(topic, msgtype, typestore=get_store(self.distro),
+                                               offered_qos_profiles=[offered_qos(topic)])
             self._connections[topic] = conn
         self._writer.write(conn, int(log_ns), serialize(msg, msgtype, self.distro))
         self.counts[topic] = self.counts.get(topic, 0) + 1
@@ -531,6 +532,20 @@ class BagWriter:
             except Exception:  # noqa: BLE001 - removing it anyway
                 pass
         shutil.rmtree(self._tmp_root, ignore_errors=True)
+
+
+def offered_qos(topic: str):
+    """The QoS a bag records as offered for ``topic``, which ``ros2 bag play`` offers again: tf2's
+    (transient local, keep last 1 for /tf_static; keep last 100 for /tf), else reliable keep last 10.
+    Durations 0 mean the middleware default (no deadline, lifespan or lease)."""
+    from rosbags.interfaces import Qos, QosDurability, QosHistory, QosLiveliness, QosReliability, QosTime
+
+    static = topic.endswith("tf_static")
+    depth = 1 if static else 100 if topic.endswith("/tf") or topic == "tf" else 10
+    zero = QosTime(0, 0)
+    return Qos(QosHistory.KEEP_LAST, depth, QosReliability.RELIABLE,
+               QosDurability.TRANSIENT_LOCAL if static else QosDurability.VOLATILE, zero, zero,
+               QosLiveliness.AUTOMATIC, zero, False)
 
 
 def is_written_bag(path: Path) -> bool:

@@ -60,7 +60,7 @@ def run_replay(bags: list[str | Path], out_dir: str | Path, config: ReplayConfig
         # Check every bag and the configuration before spending time on any frame.
         preflight(bags, config, report)
         if config.write_bag:
-            out_bag = OutputBag(out / "output_bag")
+            out_bag = OutputBag(out / "output_bag", config.frames.ground_frame or "base_footprint")
         recorder = Recorder(config, report, out_bag)
         if config.live:
             run_live(bags, config, recorder)
