@@ -44,18 +44,23 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help (0) or a usage error (2, one line on stderr): a status, not an exit
+        return exc.code if isinstance(exc.code, int) else 2
+    command = " ".join(str(getattr(args, key)) for key in ("command", "bag_command", "weights_command")
+                       if getattr(args, key, None))
     try:
         return int(args.func(args) or 0)
     except (CommandError, OutputPathError) as exc:
-        print(f"depth-prior {args.command}: error: {exc}", file=sys.stderr)
+        print(f"depth-prior {command}: error: {exc}", file=sys.stderr)
         return 2
     except OSError as exc:  # the machine refused: disk full, permissions, a path that vanished
         where = f" ({exc.filename})" if exc.filename else ""
-        print(f"depth-prior {args.command}: error: {exc.strerror or exc}{where}", file=sys.stderr)
+        print(f"depth-prior {command}: error: {exc.strerror or exc}{where}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print(f"depth-prior {args.command}: interrupted", file=sys.stderr)
+        print(f"depth-prior {command}: interrupted", file=sys.stderr)
         return 130
 
 
