@@ -7,7 +7,8 @@ from __future__ import annotations
 import argparse
 import json
 
-from ..commands.arguments import number
+from ..commands.arguments import integer, number, size_side
+from ..output_paths import check_output_file
 from ..errors import CommandError
 from .base import BackendError
 from .weights import DEFAULT_DEADLINE_S, DEFAULT_MAX_BYTES
@@ -45,11 +46,11 @@ def register(subparsers) -> None:
     p.add_argument("--backend", required=True, choices=["ssd_student", "jasmine"])
     p.add_argument("--weights", required=True, help="weights path (HF folder, .pth, .safetensors, Jasmine folder)")
     p.add_argument("--out", required=True, help="output .onnx path")
-    p.add_argument("--height", type=int, help="network input height (default: from the card)")
-    p.add_argument("--width", type=int, help="network input width (default: from the card)")
-    p.add_argument("--opset", type=int, default=17)
+    p.add_argument("--height", type=size_side, help="network input height (default: from the card)")
+    p.add_argument("--width", type=size_side, help="network input width (default: from the card)")
+    p.add_argument("--opset", type=integer(17, 30), default=17)
     p.add_argument("--options", help='backend options as JSON, e.g. \'{"gru": false}\'')
-    p.add_argument("--tolerance", type=float, default=1e-4,
+    p.add_argument("--tolerance", type=number(0.0, 1.0), default=1e-4,
                    help="fail when the max relative error exceeds this (default 1e-4)")
     p.set_defaults(func=_one_sentence(_export))
 
@@ -89,6 +90,8 @@ def register(subparsers) -> None:
 
 def _export(args: argparse.Namespace) -> int:
     from .export import export_onnx
+
+    check_output_file(args.out)
 
     report = export_onnx(args.backend, args.weights, args.out, height=args.height, width=args.width,
                          opset=args.opset, options=_options(args.options))
@@ -136,6 +139,7 @@ def _text_embedding(args: argparse.Namespace) -> int:
 
     from .jasmine import empty_text_embedding_from_encoder, save_empty_text_embedding
 
+    check_output_file(args.out)
     encoder = Path(args.text_encoder)
     if not (encoder / "config.json").is_file():
         raise CommandError(f"{encoder} is not a text encoder folder (no config.json)")

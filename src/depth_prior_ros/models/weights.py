@@ -24,6 +24,7 @@ from pathlib import Path
 
 from .base import BackendError
 from .card import card_from_dict, card_path_for, write_card
+from .preprocess import MAX_INPUT_PIXELS
 
 CHUNK = 1 << 20
 # The largest release (Jasmine.zip: an SD2 UNet and VAE in fp32, about 4 GB) with room to spare.
@@ -398,10 +399,16 @@ def guess_backend(path: str | Path) -> str:
     return "ssd_student"
 
 
-def inspect_weights(path: str | Path, backend: str | None = None, options: dict | None = None) -> dict:
-    """Load ``path`` on CPU in fp32 (strict) and report backend, card, parameter count, details.
+# The frame `weights check` runs: a 16:9 camera of modest size (what a card's keep-aspect rule sees).
+CHECK_FRAME = (360, 640)
 
-    Raises BackendError (one sentence) on any mismatch.
+
+def inspect_weights(path: str | Path, backend: str | None = None, options: dict | None = None) -> dict:
+    """Load ``path`` on CPU in fp32 (strict), run one frame through it and report backend, card,
+    parameter count, the test frame's output and details.
+
+    Raises BackendError (one sentence) on any mismatch: weights that do not fit the architecture, a
+    card whose network input would be absurdly large, or a test frame without finite output.
     """
     from .registry import create_backend
 
@@ -413,8 +420,33 @@ def inspect_weights(path: str | Path, backend: str | None = None, options: dict 
     info = loaded.describe()
     count = loaded.parameter_count() if hasattr(loaded, "parameter_count") else info.get("parameters", 0)
     return {"backend": name, "weights": str(p), "parameters": int(count), "card": info.get("card"),
-            "card_path": info.get("card_path"),
+            "card_path": info.get("card_path"), "test_frame": run_test_frame(loaded, p),
             "details": {k: v for k, v in info.items() if k not in ("card", "card_path", "name", "weights")}}
+
+
+def run_test_frame(backend, path: Path) -> dict:
+    """One frame of a fixed random image through ``backend``; BackendError unless its input size is
+    sane and at least half of its output is finite."""
+    import numpy as np
+
+    height, width = CHECK_FRAME
+    net_h, net_w = backend.network_size(height, width)
+    card_limit = getattr(getattr(backend, "card", None), "max_input_pixels", None)
+    limit = min(int(card_limit or MAX_INPUT_PIXELS), MAX_INPUT_PIXELS)
+    if net_h * net_w > limit:
+        raise BackendError(f"{path}: the card makes a {width}x{height} camera a {net_w}x{net_h} network input, "
+                           f"more than {limit:,} pixels; check its input_size / short_side")
+    image = np.random.default_rng(0).integers(0, 256, size=(height, width, 3), dtype=np.uint8)
+    values = np.asarray(backend.predict(image).values, dtype=np.float64)
+    finite = np.isfinite(values)
+    if not finite.any():
+        raise BackendError(f"{path}: one test frame gives no finite output (all NaN or inf); the weights or "
+                           "the card's normalization are broken")
+    if finite.mean() < 0.5:
+        raise BackendError(f"{path}: one test frame gives finite output on only {finite.mean():.0%} of the pixels")
+    low, high = float(values[finite].min()), float(values[finite].max())
+    return {"camera": f"{width}x{height}", "network_input": f"{net_w}x{net_h}", "output_min": low,
+            "output_max": high, "finite": float(finite.mean())}
 
 
 def format_report(report: dict) -> str:
@@ -424,5 +456,8 @@ def format_report(report: dict) -> str:
     lines.append(json.dumps(report["card"], indent=2))
     for key, value in report["details"].items():
         lines.append(f"{key}: {value}")
-    lines.append("ok: the weights load and match the architecture")
+    t = report["test_frame"]
+    lines.append(f"test frame: {t['camera']} camera -> {t['network_input']} network input, output "
+                 f"{t['output_min']:.4g} .. {t['output_max']:.4g}, {t['finite']:.0%} finite")
+    lines.append("ok: the weights load, match the architecture and give a finite output on a test frame")
     return "\n".join(lines)
