@@ -12,6 +12,7 @@ import time
 
 import pytest
 from helpers_errors import assert_one_sentence
+from helpers_http import serving
 
 from depth_prior_ros.cli import main as cli_main
 
@@ -78,13 +79,8 @@ class HostileHandler(http.server.BaseHTTPRequestHandler):
 
 @pytest.fixture(scope="module")
 def hostile():
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), HostileHandler)
-    httpd.daemon_threads = True
-    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}"
-    httpd.shutdown()
-    httpd.server_close()
+    with serving(HostileHandler) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")

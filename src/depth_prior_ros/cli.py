@@ -42,6 +42,11 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def one_line(text: str) -> str:
+    """An error message on one line: newlines a user's argument carried into it are shown escaped."""
+    return text.replace("\r", "\\r").replace("\n", "\\n")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     try:
@@ -53,11 +58,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except (CommandError, OutputPathError) as exc:
-        print(f"depth-prior {command}: error: {exc}", file=sys.stderr)
+        print(f"depth-prior {command}: error: {one_line(str(exc))}", file=sys.stderr)
         return 2
     except OSError as exc:  # the machine refused: disk full, permissions, a path that vanished
         where = f" ({exc.filename})" if exc.filename else ""
-        print(f"depth-prior {command}: error: {exc.strerror or exc}{where}", file=sys.stderr)
+        print(f"depth-prior {command}: error: {one_line(f'{exc.strerror or exc}{where}')}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"depth-prior {command}: interrupted", file=sys.stderr)

@@ -66,11 +66,11 @@ class Param:
             value = int(value)
         if type(value) is not expected:
             kind = {bool: "true or false", int: "an integer", float: "a number", str: "a string"}[expected]
-            raise ParameterError(f"parameter '{self.name}' must be {kind}, got {value!r}")
+            raise ParameterError(f"parameter '{self.name}' must be {kind}, got {shown(value)}")
         if expected is float and not math.isfinite(value):
             raise ParameterError(f"parameter '{self.name}' must be finite, got {value}")
         if self.choices and value not in self.choices:
-            raise ParameterError(f"parameter '{self.name}' must be one of {', '.join(self.choices)}, got '{value}'")
+            raise ParameterError(f"parameter '{self.name}' must be one of {', '.join(self.choices)}, got {shown(value)}")
         low_ok = self.minimum is None or (value > self.minimum if self.open_minimum else value >= self.minimum)
         if not low_ok or (self.maximum is not None and value > self.maximum):
             raise ParameterError(f"parameter '{self.name}' must be {self.range_text()}, got {value}")
@@ -83,6 +83,13 @@ class Param:
         if self.maximum is not None:
             parts.append(f"<= {self.maximum:g}")
         return " and ".join(parts) or " | ".join(self.choices)
+
+
+def shown(value, limit: int = 60) -> str:
+    """A value as an error message may show it: quoted and escaped (no newline can forge a log line),
+    at most ``limit`` characters."""
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
 def _p(name, default, description, group, target, **kw) -> Param:
@@ -238,16 +245,16 @@ def _check_backend(node: dict, check_files: bool) -> None:
     from .models.registry import available_backends
 
     known = available_backends()
-    _require(node["backend"] in known, f"parameter 'backend' names unknown backend '{node['backend']}' "
+    _require(node["backend"] in known, f"parameter 'backend' names unknown backend {shown(node['backend'])} "
                                        f"(available: {', '.join(known)})")
     weights = node["weights"].strip()
     if weights:
         path = Path(weights).expanduser()
-        _require(not check_files or path.exists(), f"parameter 'weights': '{weights}' does not exist")
+        _require(not check_files or path.exists(), f"parameter 'weights': {shown(weights, 200)} does not exist")
         weights = str(path)
     node["weights"] = weights
     _require(bool(_DEVICE_PATTERN.match(node["device"])), f"parameter 'device' must be auto, cpu, cuda or cuda:N, "
-                                                          f"got '{node['device']}'")
+                                                          f"got {shown(node['device'])}")
     try:
         options = json.loads(node["backend_options"] or "{}")
     except json.JSONDecodeError as exc:

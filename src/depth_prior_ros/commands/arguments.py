@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import math
+from pathlib import Path
 
 
 def _range_text(low, high, open_low: bool) -> str:
@@ -50,6 +51,13 @@ def integer(low: int | None = None, high: int | None = None):
 
     parse.__name__ = "integer"
     return parse
+
+
+def path_arg(text: str) -> Path:
+    """A path argument: not empty (Path('') would quietly mean the current folder)."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("an empty path names nothing")
+    return Path(text)
 
 
 # Pixel sizes the commands accept: a 16K frame is the largest camera anyone records.

@@ -9,7 +9,7 @@ import argparse
 import json
 from pathlib import Path
 
-from ..commands.arguments import degrees, integer, number, positive_seconds
+from ..commands.arguments import degrees, integer, number, path_arg, positive_seconds
 from ..output_paths import check_output_folder
 from ..parameters import PARAMS
 
@@ -31,8 +31,8 @@ def _register_replay(sub) -> None:
                        description="Replay rosbag2 (MCAP/SQLite3) or ROS 1 bags through the depth pipeline "
                                    "(offline, or --live through the ROS node) and write report.md, metrics.json, "
                                    "frames.csv, plots, previews and an output MCAP.")
-    p.add_argument("bags", nargs="+", type=Path, metavar="BAG")
-    p.add_argument("--out", type=Path, required=True, help="output folder for the report")
+    p.add_argument("bags", nargs="+", type=path_arg, metavar="BAG")
+    p.add_argument("--out", type=path_arg, required=True, help="output folder for the report")
     g = p.add_argument_group("backends")
     g.add_argument("--backend", nargs="+", default=["prior_only"], metavar="NAME",
                    help="backend(s) to compare side by side (registry names)")
@@ -149,7 +149,8 @@ def _node_params(args) -> dict:
         try:
             params[name.strip()] = yaml.safe_load(value) if value.strip() else ""
         except yaml.YAMLError as exc:
-            raise _error(f"--param '{item}' has an unreadable value ({exc})") from exc
+            problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+            raise _error(f"--param '{item}' has a value that is not YAML ({problem})") from None
     if args.use_road_mask:
         params["use_road_mask"] = True
     return params
@@ -204,8 +205,8 @@ def _register_bag(sub) -> None:
                                        "and calib.json; the object layout; or a raw drive) to a rosbag2 MCAP with "
                                        "image, camera_info, LiDAR and /tf_static (base_footprint from a LiDAR "
                                        "ground fit).")
-    k.add_argument("folder", type=Path)
-    k.add_argument("--out", type=Path, required=True, help="output bag folder")
+    k.add_argument("folder", type=path_arg)
+    k.add_argument("--out", type=path_arg, required=True, help="output bag folder")
     k.add_argument("--max-frames", type=integer(1))
     k.add_argument("--start", type=integer(0), default=0)
     k.add_argument("--per-frame-ground", action="store_true",
@@ -216,8 +217,8 @@ def _register_bag(sub) -> None:
     n = bag_sub.add_parser("from-nuscenes", help="nuScenes folder -> one bag per scene",
                            description="Convert a nuScenes folder (samples/CAM_FRONT, samples/LIDAR_TOP and the "
                                        "JSON tables) to one rosbag2 MCAP per scene, key frames only.")
-    n.add_argument("root", type=Path)
-    n.add_argument("--out", type=Path, required=True, help="output folder (one bag per scene inside)")
+    n.add_argument("root", type=path_arg)
+    n.add_argument("--out", type=path_arg, required=True, help="output folder (one bag per scene inside)")
     n.add_argument("--version", help="table folder name, e.g. v1.0-mini (default: the only one)")
     n.add_argument("--scene", nargs="+", help="scene names to convert (default all)")
     n.add_argument("--camera", default="CAM_FRONT")
@@ -229,7 +230,7 @@ def _register_bag(sub) -> None:
     n.set_defaults(func=run_from_nuscenes)
 
     s = bag_sub.add_parser("synth", help="synthetic driving bags with exact ground truth, one per condition")
-    s.add_argument("--out", type=Path, required=True, help="output folder (one bag per condition inside)")
+    s.add_argument("--out", type=path_arg, required=True, help="output folder (one bag per condition inside)")
     s.add_argument("--conditions", nargs="+", default=["day", "night", "rain"])
     s.add_argument("--frames", type=integer(1, MAX_FRAMES), default=10)
     s.add_argument("--preset", default="small", help="synth camera preset (small, tiny, nuscenes, kitti)")
@@ -300,7 +301,7 @@ def _register_demo(sub) -> None:
                        description="Render a small synthetic driving bag per condition (day, night, rain), run the "
                                    "live ROS 2 depth node on it with the default backend(s), evaluate against the "
                                    "exact ground truth and write report.md, plots, previews and an output MCAP.")
-    p.add_argument("--out", type=Path, default=Path("demo_out"))
+    p.add_argument("--out", type=path_arg, default=Path("demo_out"))
     p.add_argument("--frames", type=integer(1, MAX_FRAMES), default=8, help="frames per condition")
     p.add_argument("--width", type=render_side, default=640)
     p.add_argument("--height", type=render_side, default=360)
