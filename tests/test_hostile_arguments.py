@@ -71,7 +71,8 @@ HEAVY = {"bench", "soak"}  # a valid value starts a measurement: only values tha
 ROLES = {
     ("prior", "camera_info"): IN_PATHS, ("prior", "--road-mask"): IN_PATHS, ("prior", "--out"): OUT_DIRS,
     ("replay", "bags"): IN_PATHS, ("replay", "--out"): OUT_DIRS, ("replay", "--backend"): TEXT + ["prior_only"],
-    ("replay", "--weights"): ["!{MISSING}", "!/proc/self/status", "-", ""], ("replay", "--backend-options"): JSON, ("replay", "--device"): TEXT,
+    ("replay", "--weights"): ["!{MISSING}", "!/proc/self/status", "-", ""], ("replay", "--backend-options"): JSON,
+    ("replay", "--device"): TEXT,
     ("replay", "--param"): PARAMS, ("replay", "--condition"): TEXT,
     **{("replay", f"--{t}"): TEXT for t in ("image-topic", "camera-info-topic", "gt-topic", "lidar-topic",
                                             "road-mask-topic", "labels-topic", "ground-frame", "fixed-frame")},

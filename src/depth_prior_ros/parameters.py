@@ -70,7 +70,8 @@ class Param:
         if expected is float and not math.isfinite(value):
             raise ParameterError(f"parameter '{self.name}' must be finite, got {value}")
         if self.choices and value not in self.choices:
-            raise ParameterError(f"parameter '{self.name}' must be one of {', '.join(self.choices)}, got {shown(value)}")
+            raise ParameterError(f"parameter '{self.name}' must be one of {', '.join(self.choices)}, "
+                                 f"got {shown(value)}")
         low_ok = self.minimum is None or (value > self.minimum if self.open_minimum else value >= self.minimum)
         if not low_ok or (self.maximum is not None and value > self.maximum):
             raise ParameterError(f"parameter '{self.name}' must be {self.range_text()}, got {value}")

@@ -158,8 +158,9 @@ def _check_mcap(mcap) -> BagIntegrity:
         for record in _chunk_records(mcap, chunk, f"{where} is damaged: {reason}"):
             result.add(record)
     if result.status == VERIFIED and without_crc:
-        result = BagIntegrity(UNCHECKED, detail=f"{without_crc} of {len(mcap.chunks)} chunk(s) of "
-                                                f"{Path(mcap.path).name} carry no CRC (its writer did not compute them)")
+        name = Path(mcap.path).name
+        result = BagIntegrity(UNCHECKED, detail=f"{without_crc} of {len(mcap.chunks)} chunk(s) of {name} carry no "
+                                                "CRC (its writer did not compute them)")
     mcap.chunks[:] = good
     return result
 
