@@ -50,13 +50,16 @@ def check_output_folder(path: str | os.PathLike, what: str = "--out") -> Path:
 
 
 def check_output_file(path: str | os.PathLike, what: str = "--out") -> Path:
-    """``path`` as a file the command may write: not a folder, in a folder check_output_folder accepts."""
+    """``path`` as a file the command may write: not a folder, in a folder check_output_folder accepts
+    (or os.devnull, to discard it)."""
     text = os.fspath(path)
     if not text.strip():
         raise OutputPathError(f"{what} is empty; give a file name")
     p = Path(text).expanduser()
     if p.is_dir():
         raise OutputPathError(f"{what} {p} is a folder, not a file")
+    if _resolved(p) == Path(os.devnull):  # the one file under /dev a command may write: output discarded
+        return p
     check_output_folder(p.parent, what=f"{what}'s folder")
     return p
 
