@@ -67,6 +67,15 @@ def test_bags_the_project_writes_carry_chunk_crcs(demo_day_bag, tmp_path):
     assert read_metrics(tmp_path / "r")["integrity"][str(demo_day_bag)]["status"] == "verified"
 
 
+def test_converted_bags_carry_chunk_crcs(tmp_path):
+    from test_replay_nuscenes import write_nuscenes_fixture
+
+    write_nuscenes_fixture(tmp_path / "ns")
+    assert main(["bag", "from-nuscenes", str(tmp_path / "ns"), "--out", str(tmp_path / "bags"), "--no-progress"]) == 0
+    mcaps = sorted((tmp_path / "bags").rglob("*.mcap"))
+    assert mcaps and all(s == a != 0 for mcap in mcaps for _, s, a in _chunks(mcap))
+
+
 def test_random_bytes_in_the_middle_are_a_dropped_frame_not_a_wrong_score(demo_day_bag, tmp_path, capsys):
     bag = _copy_bag(demo_day_bag, tmp_path / "damaged")
     mcap = bag / "day.mcap"
