@@ -5,6 +5,7 @@ import sqlite3
 
 import numpy as np
 import pytest
+from helpers_errors import assert_one_sentence
 from helpers_replay import count_messages, make_synth_bags, read_frames_csv, read_metrics
 
 from depth_prior_ros.cli import main
@@ -75,8 +76,9 @@ def test_a_truncated_bag_is_one_sentence(day_bag, tmp_path, capsys):
     assert code == 2 and "does not exist" in err
 
 
-def test_damage_in_the_middle_keeps_the_frames_before_it(day_bag, tmp_path, capsys):
-    """Two bags: the first replays completely, the second breaks at its third image."""
+def test_an_unreadable_record_is_a_drop_and_the_replay_goes_on(day_bag, tmp_path, capsys):
+    """Two bags: the first replays completely; in the second (SQLite) the third image does not
+    deserialise: that frame is dropped with its reason, the report says the bag is damaged, exit 2."""
     good = _copy_without(day_bag, tmp_path / "good")
     broken = _copy_without(day_bag, tmp_path / "broken", storage="sqlite3")
     db = next(broken.glob("*.db3"))
@@ -87,12 +89,17 @@ def test_damage_in_the_middle_keeps_the_frames_before_it(day_bag, tmp_path, caps
     out = tmp_path / "out"
     code, err = _run_cli(["replay", str(good), str(broken), "--out", str(out), "--no-progress",
                           "--condition", "a", "b"], capsys)
-    assert code == 2 and "corrupt or truncated" in err and "partial report" in err
+    assert code == 2 and f"bag {broken} is damaged" in err and "does not deserialise" in err
+    assert_one_sentence(err, ignore_paths=True)
     metrics = read_metrics(out)
-    assert metrics["complete"] is False
+    assert metrics["complete"] is True and metrics["damaged"] is True
+    assert metrics["integrity"][str(good)]["status"] == "verified"
+    assert metrics["integrity"][str(broken)]["status"] == "damaged"
     assert metrics["summary"]["prior_only"]["a"]["all"]["metric"]["frames"] == 3
     assert metrics["summary"]["prior_only"]["b"]["all"]["metric"]["frames"] == 2
-    assert len({(r["condition"], r["frame"]) for r in read_frames_csv(out)}) == 5
+    rows = [r for r in read_frames_csv(out) if r["condition"] == "b" and r["dropped"] == "1"]
+    assert [r["frame"] for r in rows] == ["2"] and "does not deserialise" in rows[0]["error"]
+    assert "DAMAGED" in (out / "report.md").read_text()
     assert count_messages(out / "output_bag")["/prior_only/depth"] == 5  # the output bag is finalised
     assert not list(out.glob(".*"))  # no temporary files left in the report folder
 

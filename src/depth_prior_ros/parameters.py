@@ -28,6 +28,7 @@ from .pipeline import PipelineConfig
 from .prior.scene import PRIOR_MODES
 
 DEPTH_NODE, PRIOR_NODE = "depth_node", "prior_node"
+MAX_RANGE_M = 10_000.0  # no camera depth reaches 10 km; larger values only overflow float32 maths
 BOTH = (DEPTH_NODE, PRIOR_NODE)
 
 
@@ -65,11 +66,12 @@ class Param:
             value = int(value)
         if type(value) is not expected:
             kind = {bool: "true or false", int: "an integer", float: "a number", str: "a string"}[expected]
-            raise ParameterError(f"parameter '{self.name}' must be {kind}, got {value!r}")
+            raise ParameterError(f"parameter '{self.name}' must be {kind}, got {shown(value)}")
         if expected is float and not math.isfinite(value):
             raise ParameterError(f"parameter '{self.name}' must be finite, got {value}")
         if self.choices and value not in self.choices:
-            raise ParameterError(f"parameter '{self.name}' must be one of {', '.join(self.choices)}, got '{value}'")
+            raise ParameterError(f"parameter '{self.name}' must be one of {', '.join(self.choices)}, "
+                                 f"got {shown(value)}")
         low_ok = self.minimum is None or (value > self.minimum if self.open_minimum else value >= self.minimum)
         if not low_ok or (self.maximum is not None and value > self.maximum):
             raise ParameterError(f"parameter '{self.name}' must be {self.range_text()}, got {value}")
@@ -82,6 +84,13 @@ class Param:
         if self.maximum is not None:
             parts.append(f"<= {self.maximum:g}")
         return " and ".join(parts) or " | ".join(self.choices)
+
+
+def shown(value, limit: int = 60) -> str:
+    """A value as an error message may show it: quoted and escaped (no newline can forge a log line),
+    at most ``limit`` characters."""
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
 def _p(name, default, description, group, target, **kw) -> Param:
@@ -106,20 +115,21 @@ SPEC: tuple[Param, ...] = (
     _p("use_tf", True, "Look up ground_frame <- image frame in tf (when tf2_ros is installed); else static params.",
        "camera pose above the road", "pose.use_tf", nodes=BOTH),
     _p("tf_timeout", 0.05, "Seconds to wait for the transform at the image stamp.", "camera pose above the road",
-       "pose.tf_timeout", minimum=0.0, nodes=BOTH),
+       "pose.tf_timeout", minimum=0.0, maximum=10.0, nodes=BOTH),
     _p("camera_height", 1.5, "Static extrinsics: optical centre height above the road in metres.",
-       "camera pose above the road", "pose.camera_height", minimum=0.0, open_minimum=True, nodes=BOTH),
+       "camera pose above the road", "pose.camera_height", minimum=0.0, open_minimum=True, maximum=100.0,
+       nodes=BOTH),
     _p("camera_pitch_deg", 0.0, "Static extrinsics: pitch in degrees, > 0 tilted down towards the road.",
-       "camera pose above the road", "pose.camera_pitch_deg", nodes=BOTH),
+       "camera pose above the road", "pose.camera_pitch_deg", minimum=-90.0, maximum=90.0, nodes=BOTH),
     _p("camera_roll_deg", 0.0, "Static extrinsics: roll in degrees, > 0 right side down.",
-       "camera pose above the road", "pose.camera_roll_deg", nodes=BOTH),
+       "camera pose above the road", "pose.camera_roll_deg", minimum=-180.0, maximum=180.0, nodes=BOTH),
     _p("camera_yaw_deg", 0.0, "Static extrinsics: yaw in degrees, > 0 turned left.", "camera pose above the road",
-       "pose.camera_yaw_deg", nodes=BOTH),
+       "pose.camera_yaw_deg", minimum=-180.0, maximum=180.0, nodes=BOTH),
     # prior and alignment
     _p("min_depth", 0.5, "Smallest published depth in metres (nearer values become NaN).", "prior and alignment",
-       "pipeline.min_depth", minimum=0.0, open_minimum=True, nodes=BOTH),
+       "pipeline.min_depth", minimum=0.0, open_minimum=True, maximum=MAX_RANGE_M, nodes=BOTH),
     _p("max_depth", 80.0, "Largest published depth in metres (farther values become NaN).", "prior and alignment",
-       "pipeline.max_depth", minimum=0.0, open_minimum=True, nodes=BOTH),
+       "pipeline.max_depth", minimum=0.0, open_minimum=True, maximum=MAX_RANGE_M, nodes=BOTH),
     _p("prior_mode", "scene", "What the embodied prior covers.", "prior and alignment", "pipeline.prior_mode",
        choices=PRIOR_MODES, nodes=BOTH),
     _p("use_road_mask", False, "Subscribe to road_mask (mono8, nonzero = road) and use it for the prior.",
@@ -127,37 +137,38 @@ SPEC: tuple[Param, ...] = (
     _p("inpaint", True, "Fill the prior where no road/ground/vertical estimate exists (from the nearest one).",
        "prior and alignment", "pipeline.inpaint", nodes=BOTH),
     _p("align_inlier_threshold", 0.1, "Relative depth error counted as agreement with the prior.",
-       "prior and alignment", "align.inlier_threshold", minimum=0.0, open_minimum=True),
+       "prior and alignment", "align.inlier_threshold", minimum=0.0, open_minimum=True, maximum=10.0),
     _p("align_max_samples", 4000, "Pixels sampled for the robust alignment fit.", "prior and alignment",
-       "align.max_samples", minimum=50),
+       "align.max_samples", minimum=50, maximum=1_000_000),
     _p("temporal_filter", True, "Smooth the alignment scale over frames.", "prior and alignment",
        "pipeline.temporal_filter"),
     _p("filter_alpha", 0.3, "EMA weight of a new scale measurement (log space).", "prior and alignment",
        "pipeline.filter_alpha", minimum=0.0, open_minimum=True, maximum=1.0),
     _p("filter_gate", 0.25, "Reject scale jumps larger than this (log scale) ...", "prior and alignment",
-       "pipeline.filter_gate", minimum=0.0, open_minimum=True),
+       "pipeline.filter_gate", minimum=0.0, open_minimum=True, maximum=10.0),
     _p("filter_reset_after", 5, "... unless this many come in a row (then the filter restarts).",
-       "prior and alignment", "pipeline.filter_reset_after", minimum=1),
+       "prior and alignment", "pipeline.filter_reset_after", minimum=1, maximum=10_000),
     # outputs
     _p("output_encoding", "32FC1", "Depth encoding: 32FC1 metres with NaN unknown, 16UC1 millimetres with 0 unknown.",
        "outputs", "node.output_encoding", choices=("32FC1", "16UC1")),
     _p("publish_colored", True, "Publish depth/colored (rgb8 turbo colormap) when someone subscribes.", "outputs",
        "node.publish_colored"),
     _p("colored_max_depth", 0.0, "Depth in metres shown as the far end of depth/colored's colour map (0 = max_depth).",
-       "outputs", "node.colored_max_depth", minimum=0.0),
+       "outputs", "node.colored_max_depth", minimum=0.0, maximum=MAX_RANGE_M),
     _p("publish_points", True, "Publish depth/points (PointCloud2) when someone subscribes.", "outputs",
        "node.publish_points"),
     _p("points_decimation", 4, "Keep every N-th pixel in rows and columns for depth/points.", "outputs",
-       "node.points_decimation", minimum=1),
+       "node.points_decimation", minimum=1, maximum=1024),
     _p("publish_prior", True, "Publish prior/depth (32FC1) when someone subscribes.", "outputs",
        "node.publish_prior"),
     # transport and diagnostics
     _p("qos_reliability", "best_effort", "Subscription reliability (best_effort: the sensor-data profile).",
        "transport and diagnostics", "qos.reliability", choices=("best_effort", "reliable"), nodes=BOTH),
     _p("qos_depth", 1, "Subscription history depth.", "transport and diagnostics", "qos.depth", minimum=1,
-       nodes=BOTH),
+       maximum=10_000, nodes=BOTH),
+    # Faster than 10 Hz spins a core on diagnostics; slower than an hour overflows no timer but tells nothing.
     _p("diagnostics_period", 1.0, "Seconds between /diagnostics messages.", "transport and diagnostics",
-       "node.diagnostics_period", minimum=0.0, open_minimum=True, nodes=BOTH),
+       "node.diagnostics_period", minimum=0.1, maximum=3600.0, nodes=BOTH),
 )
 PARAMS: dict[str, Param] = {p.name: p for p in SPEC}
 
@@ -235,16 +246,16 @@ def _check_backend(node: dict, check_files: bool) -> None:
     from .models.registry import available_backends
 
     known = available_backends()
-    _require(node["backend"] in known, f"parameter 'backend' names unknown backend '{node['backend']}' "
+    _require(node["backend"] in known, f"parameter 'backend' names unknown backend {shown(node['backend'])} "
                                        f"(available: {', '.join(known)})")
     weights = node["weights"].strip()
     if weights:
         path = Path(weights).expanduser()
-        _require(not check_files or path.exists(), f"parameter 'weights': '{weights}' does not exist")
+        _require(not check_files or path.exists(), f"parameter 'weights': {shown(weights, 200)} does not exist")
         weights = str(path)
     node["weights"] = weights
     _require(bool(_DEVICE_PATTERN.match(node["device"])), f"parameter 'device' must be auto, cpu, cuda or cuda:N, "
-                                                          f"got '{node['device']}'")
+                                                          f"got {shown(node['device'])}")
     try:
         options = json.loads(node["backend_options"] or "{}")
     except json.JSONDecodeError as exc:

@@ -10,6 +10,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from ..commands.arguments import integer, number, positive_seconds
+
 SECTIONS = ("core", "stages", "transport", "backends")
 
 
@@ -20,7 +22,7 @@ def _command_error(message: str):
 
 
 def _add_ros_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--domain-id", type=int, default=None,
+    p.add_argument("--domain-id", type=integer(0, 232), default=None,
                    help="ROS_DOMAIN_ID for this run (default: DEPTH_PRIOR_ROS_DOMAIN_ID, else random in 150-229)")
     p.add_argument("--fastdds-profile", default="shm",
                    help="'shm' (default): shared memory between processes, UDP on 127.0.0.1 only; a path: that "
@@ -43,9 +45,9 @@ def register(subparsers) -> None:
     b.add_argument("--models", nargs="+", default=None, metavar="MODEL",
                    help="backends section: ssd_student:vits|vitb|vitl|tiny, jasmine (default: ViT-S and ViT-B on "
                         "CPU, all on a GPU)")
-    b.add_argument("--rates", nargs="+", type=float, default=None, metavar="HZ",
+    b.add_argument("--rates", nargs="+", type=number(0.0, 1000.0, open_low=True), default=None, metavar="HZ",
                    help="publisher rates for the transport section (default 10 30; quick: 10)")
-    b.add_argument("--duration", type=float, default=None,
+    b.add_argument("--duration", type=positive_seconds, default=None,
                    help="seconds measured per transport run (default 15; quick: 2)")
     b.add_argument("--size", default="1600x900", help="image size of the transport section (default 1600x900)")
     _add_ros_args(b)
@@ -56,28 +58,43 @@ def register(subparsers) -> None:
         description="Publish --frames image + camera_info pairs (reliable QoS) into a fresh depth_node "
                     "(prior_only) faster than it can process them, then check its resident memory growth "
                     "after warm-up, its log, and received = processed + dropped = sent. Exit status 1 on failure.")
-    s.add_argument("--frames", type=int, default=5000)
+    s.add_argument("--frames", type=integer(2), default=5000)
     s.add_argument("--size", default="1600x900", help="image size WIDTHxHEIGHT (default 1600x900)")
-    s.add_argument("--rate", type=float, default=60.0,
+    s.add_argument("--rate", type=number(0.0, 10000.0), default=60.0,
                    help="publisher rate in Hz (default 60, above the node's rate at 1600x900; 0: back to back)")
-    s.add_argument("--qos-depth", type=int, default=50,
+    s.add_argument("--qos-depth", type=integer(1, 10000), default=50,
                    help="reliable keep-last history of publisher and node (default 50)")
-    s.add_argument("--warmup", type=int, default=None, help="warm-up frames before memory is tracked "
+    s.add_argument("--warmup", type=integer(0), default=None, help="warm-up frames before memory is tracked "
                                                             "(default: a tenth of the frames, 300..500)")
-    s.add_argument("--max-growth-mb", type=float, default=50.0)
+    s.add_argument("--max-growth-mb", type=number(0.0, open_low=True), default=50.0)
     s.add_argument("--out", default="benchmarks/SOAK.md", help="markdown report to write ('' for none)")
     _add_ros_args(s)
     s.set_defaults(func=_soak)
 
 
 def _size(text: str) -> tuple[int, int]:
+    from ..commands.arguments import MAX_SIDE
+
     try:
         w, h = (int(v) for v in text.lower().split("x"))
     except ValueError:
-        raise _command_error(f"size '{text}' is not WIDTHxHEIGHT, e.g. 1600x900") from None
-    if w < 16 or h < 16:
-        raise _command_error(f"size {w}x{h} is too small (at least 16x16)")
+        raise _command_error(f"size '{text[:40]}' is not WIDTHxHEIGHT, e.g. 1600x900") from None
+    if w < 16 or h < 16 or w > MAX_SIDE or h > MAX_SIDE:
+        raise _command_error(f"size {w}x{h} must be between 16x16 and {MAX_SIDE}x{MAX_SIDE}")
     return w, h
+
+
+def _check_outputs(args) -> None:
+    """The report file, the log folder and the Fast DDS profile, before any measurement runs."""
+    from ..output_paths import check_output_file, check_output_folder
+
+    if args.out:
+        check_output_file(args.out)
+    if args.log_dir is not None:
+        check_output_folder(args.log_dir, "--log-dir")
+    profile = args.fastdds_profile
+    if profile and profile != "shm" and not Path(profile).is_file():
+        raise _command_error(f"--fastdds-profile {profile} is neither 'shm' nor an existing file")
 
 
 def _progress():
@@ -105,6 +122,10 @@ def _bench(args: argparse.Namespace) -> int:
     from .report import render
 
     sections = tuple(dict.fromkeys(args.sections))
+    _check_outputs(args)
+    width, height = _size(args.size)
+    if not args.out:
+        raise _command_error("--out must name the markdown report to write")
     progress = _progress()
     out = Path(args.out)
     repo = Path(__file__).resolve().parents[3]
@@ -119,7 +140,6 @@ def _bench(args: argparse.Namespace) -> int:
         from .transport import run_transport
 
         domain = _setup_ros(args)
-        width, height = _size(args.size)
         rates = tuple(args.rates) if args.rates else ((10.0,) if args.quick else (10.0, 30.0))
         duration = args.duration if args.duration else (2.0 if args.quick else 15.0)
         try:
@@ -147,8 +167,7 @@ def _soak(args: argparse.Namespace) -> int:
     from ..processes import NodeProcessError
     from .soak import run_soak, soak_markdown
 
-    if args.frames < 2:
-        raise _command_error(f"--frames must be at least 2, got {args.frames}")
+    _check_outputs(args)
     width, height = _size(args.size)
     _setup_ros(args)
     try:

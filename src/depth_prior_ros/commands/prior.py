@@ -8,18 +8,22 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from .arguments import degrees, number, path_arg
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("prior", help="compute the ground/scene prior for a camera_info YAML and a static pose",
                        description="Compute the metric ground prior for a camera (ROS camera_info YAML) "
                                    "mounted at a static height/pitch/roll above a flat road.")
-    p.add_argument("camera_info", type=Path, help="camera_info YAML (camera_calibration format)")
-    p.add_argument("--height", type=float, required=True, help="camera height above the road in metres")
-    p.add_argument("--pitch-deg", type=float, default=0.0, help="downward tilt in degrees")
-    p.add_argument("--roll-deg", type=float, default=0.0)
-    p.add_argument("--max-depth", type=float, default=80.0)
-    p.add_argument("--road-mask", type=Path, help="optional PNG, nonzero = road (enables vertical surfaces)")
-    p.add_argument("--out", type=Path, default=Path("prior_out"), help="output folder")
+    p.add_argument("camera_info", type=path_arg, help="camera_info YAML (camera_calibration format)")
+    p.add_argument("--height", type=number(0.0, 100.0, open_low=True), required=True,
+                   help="camera height above the road in metres")
+    p.add_argument("--pitch-deg", type=degrees, default=0.0, help="downward tilt in degrees")
+    p.add_argument("--roll-deg", type=degrees, default=0.0)
+    p.add_argument("--max-depth", type=number(1.0, 1e4, open_low=True), default=80.0,
+                   help="metres; the PNG's colours run from 1 m to this")
+    p.add_argument("--road-mask", type=path_arg, help="optional PNG, nonzero = road (enables vertical surfaces)")
+    p.add_argument("--out", type=path_arg, default=Path("prior_out"), help="output folder")
     p.set_defaults(func=run)
 
 
@@ -27,11 +31,13 @@ def run(args: argparse.Namespace) -> int:
     import numpy as np
 
     from ..errors import CommandError
+    from ..output_paths import check_output_folder
     from ..geometry import CameraModelError, PinholeCamera, PoseError, pose_from_static, summarize_pose
     from ..prior import scene_prior
 
     if not args.camera_info.is_file():
         raise CommandError(f"camera_info file {args.camera_info} does not exist")
+    check_output_folder(args.out)
     try:
         camera = PinholeCamera.from_yaml(args.camera_info)
         T = pose_from_static(args.height, np.radians(args.pitch_deg), np.radians(args.roll_deg))

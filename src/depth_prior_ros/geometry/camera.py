@@ -12,6 +12,14 @@ from pathlib import Path
 import numpy as np
 
 SUPPORTED_DISTORTION = ("plumb_bob", "rational_polynomial", "")
+# Plausibility bounds of a calibration: a pinhole model covers less than 170 degrees of view (wider
+# lenses need a fisheye model), no camera has a narrower view than 1/1000 of its image in focal length
+# (about 0.06 degrees), and no real lens has a distortion coefficient of magnitude 1000.
+MAX_FIELD_OF_VIEW_DEG = 170.0
+MAX_FOCAL_PER_PIXEL = 1000.0
+MAX_DISTORTION = 1000.0
+MAX_SIDE = 32768              # pixels; and at most 50 megapixels (8K video has 33)
+MAX_PIXELS = 50_000_000
 
 
 class CameraModelError(ValueError):
@@ -46,6 +54,9 @@ class PinholeCamera:
         if np.any(D != 0) and D.size not in (4, 5, 8, 12, 14):  # else cv2.undistortPoints throws cv2.error later
             raise CameraModelError(f"camera_info has {D.size} distortion coefficients; plumb_bob takes 5 "
                                    "(rational_polynomial 8; OpenCV accepts 4, 5, 8, 12 or 14)")
+        if D.size and np.max(np.abs(D)) > MAX_DISTORTION:
+            raise CameraModelError(f"camera_info distortion coefficient {np.max(np.abs(D)):g} is not plausible "
+                                   f"(real lenses stay below {MAX_DISTORTION:g}); the calibration is broken")
 
     # ----------------------------------------------------------------- constructors
     @classmethod
@@ -67,15 +78,19 @@ class PinholeCamera:
         """From a ROS camera_calibration YAML file (camera_info_manager format)."""
         import yaml
 
-        with open(path) as f:
-            data = yaml.safe_load(f)
+        try:
+            with open(path, encoding="utf-8") as f:
+                data = yaml.safe_load(f)
+        except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+            raise CameraModelError(f"{path}: not a readable camera_info YAML ({str(exc).splitlines()[0][:120]})") \
+                from None
         try:
             k = data["camera_matrix"]["data"]
             d = data.get("distortion_coefficients", {}).get("data", [])
             return cls.from_camera_info_fields(k, d, data["image_width"], data["image_height"],
                                                data.get("distortion_model", "plumb_bob"))
-        except (KeyError, TypeError) as exc:
-            raise CameraModelError(f"{path}: not a camera_info YAML (missing {exc})") from exc
+        except (KeyError, TypeError, ValueError) as exc:
+            raise CameraModelError(f"{path}: not a camera_info YAML (missing or malformed {exc})") from exc
 
     # ----------------------------------------------------------------- properties
     @property
@@ -181,6 +196,9 @@ def validate_intrinsics(K: np.ndarray, width: int, height: int) -> None:
     """Raise CameraModelError (one sentence) unless K is a usable pinhole matrix for the size."""
     if width <= 0 or height <= 0:
         raise CameraModelError(f"camera_info has an empty image size {width}x{height}")
+    if max(width, height) > MAX_SIDE or width * height > MAX_PIXELS:
+        raise CameraModelError(f"camera_info has an implausible image size {width}x{height} (at most {MAX_SIDE} "
+                               f"pixels a side and {MAX_PIXELS // 1_000_000} megapixels)")
     if not np.all(np.isfinite(K)):
         raise CameraModelError("camera_info K contains NaN or inf")
     if K[0, 0] <= 0 or K[1, 1] <= 0:
@@ -188,3 +206,12 @@ def validate_intrinsics(K: np.ndarray, width: int, height: int) -> None:
                                "(an uncalibrated camera publishes zeros)")
     if abs(K[2, 2] - 1.0) > 1e-6 or K[1, 0] != 0 or K[2, 0] != 0 or K[2, 1] != 0:
         raise CameraModelError("camera_info K is not an upper-triangular pinhole matrix with K[2,2] = 1")
+    half = np.tan(np.radians(MAX_FIELD_OF_VIEW_DEG / 2))
+    for name, f, side in (("fx", K[0, 0], width), ("fy", K[1, 1], height)):
+        if f < side / (2 * half) or f > MAX_FOCAL_PER_PIXEL * max(width, height):
+            raise CameraModelError(f"camera_info K has an implausible focal length {name}={f:g} px for a "
+                                   f"{width}x{height} image (a pinhole view wider than {MAX_FIELD_OF_VIEW_DEG:g} "
+                                   "degrees or narrower than a milliradian); the calibration is broken")
+    if not (-width <= K[0, 2] <= 2 * width and -height <= K[1, 2] <= 2 * height) or abs(K[0, 1]) > K[0, 0]:
+        raise CameraModelError(f"camera_info K puts the principal point at ({K[0, 2]:g}, {K[1, 2]:g}) with skew "
+                               f"{K[0, 1]:g}, implausible for a {width}x{height} image")

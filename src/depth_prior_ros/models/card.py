@@ -25,6 +25,7 @@ from __future__ import annotations
 import copy
 import json
 import logging
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -104,14 +105,14 @@ def card_from_dict(data: dict[str, Any], where: str = "card") -> ModelCard:
     size = data.get("input_size")
     if size is not None:
         if (not isinstance(size, (list, tuple)) or len(size) != 2
-                or not all(isinstance(v, int) and v > 0 for v in size)):
+                or not all(_is_int(v) and v > 0 for v in size)):
             raise BackendError(f"{where}: input_size must be [height, width] in positive integers, got {size!r}")
         size = (int(size[0]), int(size[1]))
     short = data.get("short_side")
-    if short is not None and (not isinstance(short, int) or short <= 0):
+    if short is not None and (not _is_int(short) or short <= 0):
         raise BackendError(f"{where}: short_side must be a positive integer or null, got {short!r}")
     multiple = data.get("multiple_of", 1)
-    if not isinstance(multiple, int) or multiple <= 0:
+    if not _is_int(multiple) or multiple <= 0:
         raise BackendError(f"{where}: multiple_of must be a positive integer, got {multiple!r}")
     norm = data.get("normalization", data.get("normalisation", {})) or {}
     mean = _triple(norm.get("mean", IMAGENET_MEAN), where, "normalization.mean")
@@ -128,13 +129,20 @@ def card_from_dict(data: dict[str, Any], where: str = "card") -> ModelCard:
                      notes=str(data.get("notes", "") or ""), options=dict(options))
 
 
+def _is_int(value) -> bool:
+    """An integer that is not a bool (JSON true is a Python int)."""
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
 def _triple(value, where: str, name: str) -> tuple[float, float, float]:
     try:
+        if isinstance(value, (str, bytes)) or any(isinstance(v, bool) for v in value):
+            raise TypeError
         out = tuple(float(v) for v in value)
     except (TypeError, ValueError):
         raise BackendError(f"{where}: {name} must be three numbers, got {value!r}") from None
-    if len(out) != 3:
-        raise BackendError(f"{where}: {name} must be three numbers, got {value!r}")
+    if len(out) != 3 or not all(math.isfinite(v) for v in out):
+        raise BackendError(f"{where}: {name} must be three finite numbers, got {value!r}")
     return out  # type: ignore[return-value]
 
 

@@ -76,8 +76,8 @@ def safe_torch_load(path: str | Path):
         return torch.load(str(p), map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
         culprit = _unsafe_global(str(exc))
-        what = f"'{culprit}'" if culprit else "an object other than tensors"
-        raise BackendError(f"{p} holds a pickled {what} that could run code; refusing to load it "
+        what = f"a pickled '{culprit}'" if culprit else "pickled objects other than tensors"
+        raise BackendError(f"{p} holds {what}, which could run code; refusing to load it "
                            f"(only plain tensor state dicts are accepted)") from None
     except (RuntimeError, EOFError, OSError, ValueError) as exc:
         raise BackendError(f"{p} is not a readable PyTorch checkpoint: {_first_line(exc)}") from None

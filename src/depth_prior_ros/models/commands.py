@@ -7,8 +7,11 @@ from __future__ import annotations
 import argparse
 import json
 
+from ..commands.arguments import integer, number, size_side
+from ..output_paths import check_output_file
 from ..errors import CommandError
 from .base import BackendError
+from .weights import DEFAULT_DEADLINE_S, DEFAULT_MAX_BYTES
 
 
 def _one_sentence(command):
@@ -43,11 +46,11 @@ def register(subparsers) -> None:
     p.add_argument("--backend", required=True, choices=["ssd_student", "jasmine"])
     p.add_argument("--weights", required=True, help="weights path (HF folder, .pth, .safetensors, Jasmine folder)")
     p.add_argument("--out", required=True, help="output .onnx path")
-    p.add_argument("--height", type=int, help="network input height (default: from the card)")
-    p.add_argument("--width", type=int, help="network input width (default: from the card)")
-    p.add_argument("--opset", type=int, default=17)
+    p.add_argument("--height", type=size_side, help="network input height (default: from the card)")
+    p.add_argument("--width", type=size_side, help="network input width (default: from the card)")
+    p.add_argument("--opset", type=integer(17, 30), default=17)
     p.add_argument("--options", help='backend options as JSON, e.g. \'{"gru": false}\'')
-    p.add_argument("--tolerance", type=float, default=1e-4,
+    p.add_argument("--tolerance", type=number(0.0, 1.0), default=1e-4,
                    help="fail when the max relative error exceeds this (default 1e-4)")
     p.set_defaults(func=_one_sentence(_export))
 
@@ -58,7 +61,14 @@ def register(subparsers) -> None:
     f.add_argument("source", help="a known name (see `weights list`) or an http(s) URL")
     f.add_argument("--sha256", help="expected SHA-256 of the (single) file; mismatch -> not kept")
     f.add_argument("--cache", help="cache folder (default $DEPTH_PRIOR_CACHE or ~/.cache/depth_prior_ros/weights)")
-    f.add_argument("--timeout", type=float, default=60.0, help="network timeout in seconds")
+    f.add_argument("--timeout", type=number(0.0, 3600.0, open_low=True), default=60.0,
+                   help="seconds any one network wait may take (default 60)")
+    f.add_argument("--deadline", type=number(0.0, 7 * 24 * 3600.0, open_low=True), default=DEFAULT_DEADLINE_S,
+                   help=f"seconds the whole download may take (default {DEFAULT_DEADLINE_S:g})")
+    f.add_argument("--max-gb", type=number(0.0, 1024.0, open_low=True), default=DEFAULT_MAX_BYTES / 2**30,
+                   help=f"refuse files larger than this many GiB (default {DEFAULT_MAX_BYTES / 2**30:g}, "
+                        "twice the largest known release)")
+    f.add_argument("--no-progress", action="store_true")
     f.set_defaults(func=_one_sentence(_fetch))
 
     c = ws.add_parser("check", help="load weights strictly and print the card and parameter count")
@@ -81,6 +91,8 @@ def register(subparsers) -> None:
 def _export(args: argparse.Namespace) -> int:
     from .export import export_onnx
 
+    check_output_file(args.out)
+
     report = export_onnx(args.backend, args.weights, args.out, height=args.height, width=args.width,
                          opset=args.opset, options=_options(args.options))
     print(report.summary())
@@ -94,7 +106,8 @@ def _export(args: argparse.Namespace) -> int:
 def _fetch(args: argparse.Namespace) -> int:
     from .weights import fetch
 
-    result = fetch(args.source, cache=args.cache, sha256=args.sha256, timeout=args.timeout)
+    result = fetch(args.source, cache=args.cache, sha256=args.sha256, timeout=args.timeout, deadline=args.deadline,
+                   max_bytes=int(args.max_gb * 2**30), progress=not args.no_progress)
     for path, digest, downloaded in result.files:
         print(f"{'downloaded' if downloaded else 'cached    '} {path}  sha256={digest}")
     if not args.sha256 and all(d for _, _, d in result.files):
@@ -126,6 +139,7 @@ def _text_embedding(args: argparse.Namespace) -> int:
 
     from .jasmine import empty_text_embedding_from_encoder, save_empty_text_embedding
 
+    check_output_file(args.out)
     encoder = Path(args.text_encoder)
     if not (encoder / "config.json").is_file():
         raise CommandError(f"{encoder} is not a text encoder folder (no config.json)")

@@ -22,6 +22,7 @@ import numpy as np
 from .base import BackendError
 from .card import card_path_for, write_card
 from .onnx_backend import CARD_METADATA_KEY
+from .preprocess import MAX_INPUT_PIXELS
 
 log = logging.getLogger(__name__)
 
@@ -67,8 +68,10 @@ def default_export_size(backend) -> tuple[int, int]:
 
 def _check_size(backend, height: int, width: int) -> tuple[int, int]:
     m = max(1, backend.card.multiple_of)
-    if height % m or width % m:
-        raise BackendError(f"export size {height}x{width} must be a multiple of {m} on both sides")
+    if height < 1 or width < 1 or height % m or width % m:
+        raise BackendError(f"export size {height}x{width} must be positive and a multiple of {m} on both sides")
+    if height * width > MAX_INPUT_PIXELS:
+        raise BackendError(f"export size {height}x{width} is more than {MAX_INPUT_PIXELS:,} pixels")
     return height, width
 
 
@@ -92,7 +95,7 @@ def export_onnx(backend: str, weights: str, out: str | Path, height: int | None 
         raise BackendError(f"backend '{backend}' has no PyTorch network to export")
     if (height is None) != (width is None):
         raise BackendError("give both --height and --width, or neither")
-    size = _check_size(loaded, height, width) if height else default_export_size(loaded)
+    size = _check_size(loaded, height, width) if height is not None else default_export_size(loaded)
     net = loaded.net  # already fp32 on CPU (export_module() would copy it: 5 GB for Jasmine)
     out_path = Path(out)
     out_path.parent.mkdir(parents=True, exist_ok=True)

@@ -27,6 +27,8 @@ SYMMETRIC_MEAN = (0.5, 0.5, 0.5)
 SYMMETRIC_STD = (0.5, 0.5, 0.5)
 
 DTYPES = ("fp32", "fp16", "bf16")
+# The largest network input (h * w) the tools accept: 4 megapixels, like the card's max_input_pixels default.
+MAX_INPUT_PIXELS = 4_000_000
 
 
 @dataclass(frozen=True)

@@ -270,7 +270,8 @@ class BagMessage:
     topic: str
     msgtype: str
     log_ns: int  # time the recorder received it
-    msg: object
+    msg: object  # None for a damaged record (see ``damage``)
+    damage: str | None = None  # why the record could not be read (messages(with_damage=True))
 
     @property
     def stamp_ns(self) -> int:
@@ -291,6 +292,7 @@ class BagReader:
         self.path = Path(path)
         self.distro = distro
         self._reader = None
+        self.integrity = None  # BagIntegrity once open: what could be checked, what is damaged
 
     # ----------------------------------------------------------------- open / close
     def __enter__(self) -> "BagReader":
@@ -324,6 +326,7 @@ class BagReader:
         except Exception as exc:  # noqa: BLE001 - rosbags raises assorted errors on damaged files
             raise BagError(f"bag {self.path} cannot be opened, it is corrupt or truncated ({_short(exc)})") from exc
         self._reader = reader
+        self.integrity = _check_integrity(reader)
 
     def close(self) -> None:
         if self._reader is not None:
@@ -383,27 +386,65 @@ class BagReader:
     def find_topics(self, msgtype: str) -> list[str]:
         return sorted(t for t, s in self.topics.items() if s.msgtype == msgtype)
 
-    def messages(self, topics: Iterable[str] | None = None) -> Iterator[BagMessage]:
+    def messages(self, topics: Iterable[str] | None = None, with_damage: bool = False) -> Iterator[BagMessage]:
         """Deserialised messages of ``topics`` (all when None) in log-time order.
 
-        A damaged chunk or message raises BagError; everything yielded before it stays valid.
+        A record that cannot be read (a chunk that failed its CRC, bytes that do not deserialise) is
+        added to ``self.integrity`` and skipped, or, with ``with_damage``, yielded in its place as a
+        BagMessage with ``msg=None`` and the reason in ``damage``. A failure of the storage itself
+        raises BagError; everything yielded before it stays valid.
         """
         reader = self.reader
         wanted = None if topics is None else set(topics)
         connections = [c for c in reader.connections if wanted is None or c.topic in wanted]
         if not connections:
             return
+        types = {c.topic: c.msgtype for c in connections}
+        # Latest first, so pop() gives the earliest damaged record still to place in the stream.
+        lost = sorted((r for r in self.integrity.damaged if r.topic in types and with_damage),
+                      key=lambda r: r.start_ns, reverse=True)
+
+        def damaged(record) -> BagMessage:
+            return BagMessage(record.topic, types[record.topic], record.start_ns, None, record.reason)
+
         it = reader.messages(connections=connections)
         while True:
             try:
                 conn, log_ns, raw = next(it)
-                msg = reader.deserialize(raw, conn.msgtype)
             except StopIteration:
-                return
-            except Exception as exc:  # noqa: BLE001 - any decode failure means a damaged bag
+                break
+            except Exception as exc:  # noqa: BLE001 - any storage failure means a damaged bag
                 raise BagError(f"bag {self.path} is corrupt or truncated: reading stopped "
                                f"({_short(exc)})") from exc
+            while lost and lost[-1].start_ns <= log_ns:
+                yield damaged(lost.pop())
+            try:
+                msg = reader.deserialize(raw, conn.msgtype)
+            except Exception:  # noqa: BLE001 - bytes that are not this message type
+                from .integrity import DamagedRecord
+
+                record = DamagedRecord(conn.topic, int(log_ns), int(log_ns),
+                                       f"the message on '{conn.topic}' at {log_ns / 1e9:.3f} s does not "
+                                       f"deserialise as {conn.msgtype}")
+                self.integrity.add(record)
+                if with_damage:
+                    yield damaged(record)
+                continue
             yield BagMessage(conn.topic, conn.msgtype, int(log_ns), msg)
+        while lost:
+            yield damaged(lost.pop())
+
+
+def _check_integrity(reader):
+    """BagIntegrity of an open AnyReader, over all its storage files (damaged MCAP chunks get hidden)."""
+    from .integrity import check_storage, combine
+
+    results = []
+    for sub in reader.readers:
+        storage = getattr(sub, "storage", sub)
+        for leaf in getattr(storage, "storages", None) or [storage]:
+            results.append(check_storage(leaf))
+    return combine(results)
 
 
 def _short(exc: BaseException) -> str:
@@ -441,15 +482,20 @@ class BagWriter:
         self.close()
 
     def open(self) -> None:
-        from rosbags.rosbag2 import StoragePlugin, Writer
+        from rosbags.rosbag2 import StoragePlugin
         from rosbags.rosbag2.enums import CompressionFormat, CompressionMode
 
         if self.path.exists() and not self.overwrite:
             raise BagError(f"{self.path} exists already; choose another output or remove it")
+        if self.path.exists() and not is_written_bag(self.path):
+            raise BagError(f"{self.path} exists and is not a bag this tool writes; it is not replaced, "
+                           "choose another output")
         if self._tmp_root.exists():
             shutil.rmtree(self._tmp_root)
         self._tmp_root.mkdir(parents=True)
-        writer = Writer(self._tmp, version=8, storage_plugin=StoragePlugin.MCAP)
+        from .integrity import CrcWriter
+
+        writer = CrcWriter(self._tmp, version=8, storage_plugin=StoragePlugin.MCAP)
         if self.compress:
             writer.set_compression(CompressionMode.STORAGE, CompressionFormat.ZSTD)
         for key, value in self.custom_data.items():
@@ -460,7 +506,8 @@ class BagWriter:
     def write(self, topic: str, msg, msgtype: str, log_ns: int) -> None:
         conn = self._connections.get(topic)
         if conn is None:
-            conn = self._writer.add_connection(topic, msgtype, typestore=get_store(self.distro))
+            conn = self._writer.add_connection(topic, msgtype, typestore=get_store(self.distro),
+                                               offered_qos_profiles=[offered_qos(topic)])
             self._connections[topic] = conn
         self._writer.write(conn, int(log_ns), serialize(msg, msgtype, self.distro))
         self.counts[topic] = self.counts.get(topic, 0) + 1
@@ -485,3 +532,26 @@ class BagWriter:
             except Exception:  # noqa: BLE001 - removing it anyway
                 pass
         shutil.rmtree(self._tmp_root, ignore_errors=True)
+
+
+def offered_qos(topic: str):
+    """The QoS a bag records as offered for ``topic``, which ``ros2 bag play`` offers again: tf2's
+    (transient local, keep last 1 for /tf_static; keep last 100 for /tf), else reliable keep last 10.
+    Durations 0 mean the middleware default (no deadline, lifespan or lease)."""
+    from rosbags.interfaces import Qos, QosDurability, QosHistory, QosLiveliness, QosReliability, QosTime
+
+    static = topic.endswith("tf_static")
+    depth = 1 if static else 100 if topic.endswith("/tf") or topic == "tf" else 10
+    zero = QosTime(0, 0)
+    return Qos(QosHistory.KEEP_LAST, depth, QosReliability.RELIABLE,
+               QosDurability.TRANSIENT_LOCAL if static else QosDurability.VOLATILE, zero, zero,
+               QosLiveliness.AUTOMATIC, zero, False)
+
+
+def is_written_bag(path: Path) -> bool:
+    """True for a folder exactly like the ones BagWriter writes (metadata.yaml and NAME.mcap, nothing
+    else): the only thing an overwriting BagWriter may replace."""
+    path = Path(path)
+    if not path.is_dir() or path.is_symlink():
+        return False
+    return sorted(p.name for p in path.iterdir()) == sorted(["metadata.yaml", f"{path.name}.mcap"])

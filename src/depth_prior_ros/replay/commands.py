@@ -9,9 +9,14 @@ import argparse
 import json
 from pathlib import Path
 
+from ..commands.arguments import degrees, integer, number, path_arg, positive_seconds
+from ..output_paths import check_output_folder
 from ..parameters import PARAMS
 
 PROTOCOLS = ("auto", "default", "kitti", "nuscenes", "robotcar")
+# Rendered bags: at most this many frames per condition, at most this many pixels a side.
+MAX_FRAMES = 100_000
+render_side = integer(16, 4096)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -26,8 +31,8 @@ def _register_replay(sub) -> None:
                        description="Replay rosbag2 (MCAP/SQLite3) or ROS 1 bags through the depth pipeline "
                                    "(offline, or --live through the ROS node) and write report.md, metrics.json, "
                                    "frames.csv, plots, previews and an output MCAP.")
-    p.add_argument("bags", nargs="+", type=Path, metavar="BAG")
-    p.add_argument("--out", type=Path, required=True, help="output folder for the report")
+    p.add_argument("bags", nargs="+", type=path_arg, metavar="BAG")
+    p.add_argument("--out", type=path_arg, required=True, help="output folder for the report")
     g = p.add_argument_group("backends")
     g.add_argument("--backend", nargs="+", default=["prior_only"], metavar="NAME",
                    help="backend(s) to compare side by side (registry names)")
@@ -52,30 +57,35 @@ def _register_replay(sub) -> None:
     t.add_argument("--fixed-frame", help="world-fixed tf frame for LiDAR motion compensation (e.g. odom, map)")
     t.add_argument("--pose", default="tf", choices=("tf", "static", "lidar"),
                    help="camera pose above the road: tf lookup, static values, or a LiDAR ground fit per frame")
-    t.add_argument("--camera-height", type=float, default=1.5, help="--pose static: metres above the road")
-    t.add_argument("--camera-pitch-deg", type=float, default=0.0)
-    t.add_argument("--camera-roll-deg", type=float, default=0.0)
-    t.add_argument("--sync-tolerance", type=float, default=0.05, help="seconds between an image and its GT")
+    t.add_argument("--camera-height", type=number(0.0, 100.0, open_low=True), default=1.5,
+                   help="--pose static: metres above the road")
+    t.add_argument("--camera-pitch-deg", type=degrees, default=0.0)
+    t.add_argument("--camera-roll-deg", type=degrees, default=0.0)
+    t.add_argument("--sync-tolerance", type=number(0.0, 60.0), default=0.05,
+                   help="seconds between an image and its GT")
     t.add_argument("--condition", nargs="+", help="condition tag for all bags, or one per bag")
-    t.add_argument("--max-frames", type=int, help="at most this many frames per bag")
-    t.add_argument("--stride", type=int, default=1, help="use every n-th image")
+    t.add_argument("--max-frames", type=integer(1), help="at most this many frames per bag")
+    t.add_argument("--stride", type=integer(1), default=1, help="use every n-th image")
     e = p.add_argument_group("evaluation protocol")
     e.add_argument("--protocol", default="auto", choices=PROTOCOLS,
                    help="preset: kitti (80 m, Garg crop), nuscenes (0.1-80 m), robotcar (0.1-50 m); auto = bag hint")
-    e.add_argument("--min-depth", type=float)
-    e.add_argument("--max-depth", type=float, help="ground-truth depth cap")
+    e.add_argument("--min-depth", type=number(0.0, 1e4))
+    e.add_argument("--max-depth", type=number(0.0, 1e4, open_low=True), help="ground-truth depth cap")
     e.add_argument("--crop", choices=("none", "garg", "eigen"))
     e.add_argument("--scaling", nargs="+", default=["metric", "median"],
                    choices=("metric", "prior", "median", "lstsq"),
                    help="scaling modes; the first one is the headline table")
     o = p.add_argument_group("run")
     o.add_argument("--live", action="store_true", help="publish through rclpy to a depth_node subprocess")
-    o.add_argument("--rate", type=float, help="live: publish at this rate (Hz) instead of the recorded timing")
+    o.add_argument("--rate", type=number(0.0, 1e4, open_low=True),
+                   help="live: publish at this rate (Hz) instead of the recorded timing")
     o.add_argument("--lockstep", action="store_true", help="live: wait for each depth image before the next frame")
-    o.add_argument("--domain-id", type=int, help="live: ROS_DOMAIN_ID (default $DEPTH_PRIOR_ROS_DOMAIN_ID or 150-229)")
-    o.add_argument("--frame-timeout", type=float, default=5.0, help="live: seconds before a frame counts as dropped")
-    o.add_argument("--startup-timeout", type=float, default=60.0)
-    o.add_argument("--previews", type=int, default=1, help="preview PNGs per backend and condition")
+    o.add_argument("--domain-id", type=integer(0, 232),
+                   help="live: ROS_DOMAIN_ID (default $DEPTH_PRIOR_ROS_DOMAIN_ID or 150-229)")
+    o.add_argument("--frame-timeout", type=positive_seconds, default=5.0,
+                   help="live: seconds before a frame counts as dropped")
+    o.add_argument("--startup-timeout", type=positive_seconds, default=60.0)
+    o.add_argument("--previews", type=integer(0, 1000), default=1, help="preview PNGs per backend and condition")
     o.add_argument("--no-bag", action="store_true", help="do not write the output MCAP")
     o.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=run_replay_command)
@@ -139,7 +149,8 @@ def _node_params(args) -> dict:
         try:
             params[name.strip()] = yaml.safe_load(value) if value.strip() else ""
         except yaml.YAMLError as exc:
-            raise _error(f"--param '{item}' has an unreadable value ({exc})") from exc
+            problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+            raise _error(f"--param '{item}' has a value that is not YAML ({problem})") from None
     if args.use_road_mask:
         params["use_road_mask"] = True
     return params
@@ -148,6 +159,7 @@ def _node_params(args) -> dict:
 def run_replay_command(args: argparse.Namespace) -> int:
     from .frames import FrameOptions, ReplayTopics
     from .replay import ReplayConfig, ReplayError, run_replay
+    from .report import LOST_TO_DAMAGE
 
     protocol, protocol_name = _protocol(args, args.bags)
     try:
@@ -173,6 +185,12 @@ def run_replay_command(args: argparse.Namespace) -> int:
     print(f"protocol: {protocol_name} ({protocol.min_depth:g}-{protocol.max_depth:g} m, crop {protocol.crop})")
     print(report.console_summary())
     print(f"\nreport: {Path(args.out) / 'report.md'}")
+    damaged = report.damaged_bags()
+    if damaged:
+        bag, entry = next(iter(damaged.items()))
+        lost = len({(r.bag, r.index) for r in report.records if r.source == LOST_TO_DAMAGE})
+        raise _error(f"bag {bag} is damaged: {entry['detail']}; {lost} frame(s) dropped, "
+                     f"the rest scored in {Path(args.out) / 'report.md'}")
     return 0
 
 
@@ -187,10 +205,10 @@ def _register_bag(sub) -> None:
                                        "and calib.json; the object layout; or a raw drive) to a rosbag2 MCAP with "
                                        "image, camera_info, LiDAR and /tf_static (base_footprint from a LiDAR "
                                        "ground fit).")
-    k.add_argument("folder", type=Path)
-    k.add_argument("--out", type=Path, required=True, help="output bag folder")
-    k.add_argument("--max-frames", type=int)
-    k.add_argument("--start", type=int, default=0)
+    k.add_argument("folder", type=path_arg)
+    k.add_argument("--out", type=path_arg, required=True, help="output bag folder")
+    k.add_argument("--max-frames", type=integer(1))
+    k.add_argument("--start", type=integer(0), default=0)
     k.add_argument("--per-frame-ground", action="store_true",
                    help="fit the ground in every frame and write it to /tf (default: first frame, /tf_static)")
     k.add_argument("--no-progress", action="store_true")
@@ -199,27 +217,27 @@ def _register_bag(sub) -> None:
     n = bag_sub.add_parser("from-nuscenes", help="nuScenes folder -> one bag per scene",
                            description="Convert a nuScenes folder (samples/CAM_FRONT, samples/LIDAR_TOP and the "
                                        "JSON tables) to one rosbag2 MCAP per scene, key frames only.")
-    n.add_argument("root", type=Path)
-    n.add_argument("--out", type=Path, required=True, help="output folder (one bag per scene inside)")
+    n.add_argument("root", type=path_arg)
+    n.add_argument("--out", type=path_arg, required=True, help="output folder (one bag per scene inside)")
     n.add_argument("--version", help="table folder name, e.g. v1.0-mini (default: the only one)")
     n.add_argument("--scene", nargs="+", help="scene names to convert (default all)")
     n.add_argument("--camera", default="CAM_FRONT")
     n.add_argument("--lidar", default="LIDAR_TOP")
-    n.add_argument("--max-frames", type=int)
+    n.add_argument("--max-frames", type=integer(1))
     n.add_argument("--ground", default="lidar", choices=("lidar", "ego"),
                    help="ground frame from a LiDAR ground fit, or the ego frame itself")
     n.add_argument("--no-progress", action="store_true")
     n.set_defaults(func=run_from_nuscenes)
 
     s = bag_sub.add_parser("synth", help="synthetic driving bags with exact ground truth, one per condition")
-    s.add_argument("--out", type=Path, required=True, help="output folder (one bag per condition inside)")
+    s.add_argument("--out", type=path_arg, required=True, help="output folder (one bag per condition inside)")
     s.add_argument("--conditions", nargs="+", default=["day", "night", "rain"])
-    s.add_argument("--frames", type=int, default=10)
+    s.add_argument("--frames", type=integer(1, MAX_FRAMES), default=10)
     s.add_argument("--preset", default="small", help="synth camera preset (small, tiny, nuscenes, kitti)")
-    s.add_argument("--width", type=int)
-    s.add_argument("--height", type=int)
-    s.add_argument("--seed", type=int, default=0)
-    s.add_argument("--fps", type=float, default=10.0)
+    s.add_argument("--width", type=render_side)
+    s.add_argument("--height", type=render_side)
+    s.add_argument("--seed", type=integer(0, 2**32 - 1), default=0)
+    s.add_argument("--fps", type=number(0.0, 1000.0, open_low=True), default=10.0)
     s.add_argument("--no-road-mask", action="store_true")
     s.add_argument("--no-lidar", action="store_true")
     s.add_argument("--lidar-full", action="store_true",
@@ -233,6 +251,7 @@ def run_from_kitti(args) -> int:
     from .bag_io import BagError
     from .datasets import DatasetError, convert_kitti
 
+    check_output_folder(args.out)
     try:
         summary = convert_kitti(args.folder, args.out, args.max_frames, args.start, args.per_frame_ground,
                                 progress=not args.no_progress)
@@ -247,6 +266,7 @@ def run_from_nuscenes(args) -> int:
     from .bag_io import BagError
     from .datasets import DatasetError, convert_nuscenes
 
+    check_output_folder(args.out)
     try:
         results = convert_nuscenes(args.root, args.out, args.version, args.scene, args.camera, args.lidar,
                                    args.max_frames, args.ground, progress=not args.no_progress)
@@ -261,8 +281,7 @@ def run_synth_bags(args) -> int:
     from .bag_io import BagError
     from .synth_bag import SynthBagSpec, write_synth_bags
 
-    if args.frames < 1:
-        raise _error("--frames must be at least 1")
+    check_output_folder(args.out)
     spec = SynthBagSpec(frames=args.frames, preset=args.preset, width=args.width, height=args.height,
                         seed=args.seed, fps=args.fps, road_mask=not args.no_road_mask, lidar=not args.no_lidar,
                         lidar_visible_only=not args.lidar_full)
@@ -282,15 +301,17 @@ def _register_demo(sub) -> None:
                        description="Render a small synthetic driving bag per condition (day, night, rain), run the "
                                    "live ROS 2 depth node on it with the default backend(s), evaluate against the "
                                    "exact ground truth and write report.md, plots, previews and an output MCAP.")
-    p.add_argument("--out", type=Path, default=Path("demo_out"))
-    p.add_argument("--frames", type=int, default=8, help="frames per condition")
-    p.add_argument("--width", type=int, default=640)
-    p.add_argument("--height", type=int, default=360)
+    p.add_argument("--out", type=path_arg, default=Path("demo_out"))
+    p.add_argument("--frames", type=integer(1, MAX_FRAMES), default=8, help="frames per condition")
+    p.add_argument("--width", type=render_side, default=640)
+    p.add_argument("--height", type=render_side, default=360)
     p.add_argument("--conditions", nargs="+", default=["day", "night", "rain"])
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--rate", type=float, default=10.0, help="publish rate (Hz); each frame waits for its depth")
+    p.add_argument("--seed", type=integer(0, 2**32 - 1), default=0)
+    p.add_argument("--rate", type=number(0.0, 1000.0, open_low=True), default=10.0,
+                   help="publish rate (Hz); each frame waits for its depth")
     p.add_argument("--offline", action="store_true", help="run the pipeline in-process instead of the ROS node")
-    p.add_argument("--domain-id", type=int, help="ROS_DOMAIN_ID (default $DEPTH_PRIOR_ROS_DOMAIN_ID or 150-229)")
+    p.add_argument("--domain-id", type=integer(0, 232),
+                   help="ROS_DOMAIN_ID (default $DEPTH_PRIOR_ROS_DOMAIN_ID or 150-229)")
     p.add_argument("--backend", nargs="+", help="override the demo's backends (registry names)")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=run_demo_command)
@@ -301,8 +322,7 @@ def run_demo_command(args) -> int:
     from .demo import DemoOptions, run_demo
     from .config import BackendSpec, ReplayError
 
-    if args.frames < 1:
-        raise _error("--frames must be at least 1")
+    check_output_folder(args.out)
     backends = [BackendSpec(name) for name in args.backend] if args.backend else None
     options = DemoOptions(out=args.out, frames=args.frames, width=args.width, height=args.height,
                           conditions=tuple(args.conditions), seed=args.seed, live=not args.offline, rate=args.rate,

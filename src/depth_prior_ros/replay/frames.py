@@ -66,6 +66,10 @@ class FrameOptions:
             raise ValueError(f"ground-truth source '{self.gt_source}' is not one of {', '.join(GT_SOURCES)}")
         if self.stride < 1:
             raise ValueError("frame stride must be at least 1")
+        if self.max_frames is not None and self.max_frames < 1:
+            raise ValueError(f"at most {self.max_frames} frames would replay nothing; give at least 1")
+        if not 0.0 <= self.sync_tolerance <= 60.0:  # also refuses NaN
+            raise ValueError(f"sync tolerance {self.sync_tolerance} s must be between 0 and 60 s")
 
 
 @dataclass
@@ -104,6 +108,28 @@ class Frame:
     road: np.ndarray | None
     road_mask_input: np.ndarray | None
     lidar_points: int = 0
+    bag_path: str = ""
+
+
+@dataclass(frozen=True)
+class LostFrame:
+    """A frame a damaged bag record took away: its image, or a message it is joined with, is unreadable."""
+
+    bag: str
+    condition: str
+    index: int
+    stamp_ns: int
+    reason: str
+
+
+class FrameSink:
+    """Where iter_frames reports what a bag's damage cost (the replay's Recorder is one)."""
+
+    def lost(self, frame: LostFrame) -> None:
+        """A frame that could not be built from the bag."""
+
+    def bag_checked(self, bag_path: str, integrity) -> None:
+        """The bag's BagIntegrity, when it is opened and again when reading ends."""
 
 
 # --------------------------------------------------------------------------- topic resolution
@@ -251,44 +277,77 @@ class StampJoiner:
 
 # --------------------------------------------------------------------------- frames
 def iter_frames(bag_path: str | Path, options: FrameOptions, condition: str | None = None,
-                stats: dict | None = None) -> Iterator[Frame]:
-    """Frames of one bag in stamp order. BagError for unreadable bags, missing topics or poses."""
+                stats: dict | None = None, sink: FrameSink | None = None) -> Iterator[Frame]:
+    """Frames of one bag in stamp order. BagError for unreadable bags, missing topics or poses.
+
+    A frame whose image, or whose camera_info, ground truth, mask or tf within the sync tolerance,
+    sits in a damaged record is not built: it goes to ``sink.lost`` with the reason (it still counts
+    for ``stride`` and ``max_frames``).
+    """
     stats = stats if stats is not None else {}
+    sink = sink or FrameSink()
     with BagReader(bag_path) as bag:
-        topics = resolve_topics(bag, options)
-        cond = condition or bag_condition(bag)
-        stats.update(topics=topics, condition=cond, images_in_bag=bag.topics[topics.image].count)
-        tree = read_tf_tree(bag, options.tf_max_extrapolation)
-        tol = int(options.sync_tolerance * 1e9)
-        roles: dict[str, int | None] = {"camera_info": None}
-        role_topics = {topics.camera_info: "camera_info"}
-        for role, name in (("gt_depth", topics.gt_depth), ("lidar", topics.lidar), ("road_mask", topics.road_mask),
-                           ("labels", topics.labels)):
-            if name is not None:
-                roles[role] = tol
-                role_topics[name] = role
-        joiner = StampJoiner(roles)
-        wanted = [topics.image] + list(role_topics)
-        builder = _FrameBuilder(bag, topics, tree, options, cond, stats)
+        sink.bag_checked(str(bag_path), bag.integrity)
+        try:
+            yield from _frames(bag, options, condition, stats, sink)
+        finally:
+            sink.bag_checked(str(bag_path), bag.integrity)
 
-        def joined():
-            """(stamp, image msg, matched) in order: as soon as each image's partners are known, then the rest."""
-            for m in bag.messages(wanted):
+
+class _DamagedImage:
+    def __init__(self, reason: str):
+        self.reason = reason
+
+
+def _frames(bag: BagReader, options: FrameOptions, condition: str | None, stats: dict,
+            sink: FrameSink) -> Iterator[Frame]:
+    topics = resolve_topics(bag, options)
+    cond = condition or bag_condition(bag)
+    stats.update(topics=topics, condition=cond, images_in_bag=bag.topics[topics.image].count)
+    tree = read_tf_tree(bag, options.tf_max_extrapolation)
+    tol = int(options.sync_tolerance * 1e9)
+    roles: dict[str, int | None] = {"camera_info": None}
+    role_topics = {topics.camera_info: "camera_info"}
+    for role, name in (("gt_depth", topics.gt_depth), ("lidar", topics.lidar), ("road_mask", topics.road_mask),
+                       ("labels", topics.labels)):
+        if name is not None:
+            roles[role] = tol
+            role_topics[name] = role
+    joiner = StampJoiner(roles)
+    wanted = [topics.image] + list(role_topics)
+    partners = set(role_topics) | set(bag.find_topics(bag_io.TF_MESSAGE))
+    builder = _FrameBuilder(bag, topics, tree, options, cond, stats)
+
+    def joined():
+        """(stamp, image msg, matched) in order: as soon as each image's partners are known, then the rest."""
+        for m in bag.messages(wanted, with_damage=True):
+            if m.damage is not None:  # a lost partner is found through bag.integrity below
                 if m.topic == topics.image:
-                    joiner.push_image(m.stamp_ns, m.log_ns, m.msg)
-                else:
-                    joiner.push(role_topics[m.topic], m.stamp_ns, m.log_ns, m.msg)
-                yield from joiner.pop_ready()
-            yield from joiner.pop_ready(flush=True)
-
-        produced = 0
-        for seen, ((stamp, _, msg), matched) in enumerate(joined()):
-            if seen % options.stride:
+                    joiner.push_image(m.log_ns, m.log_ns, _DamagedImage(m.damage))
                 continue
+            if m.topic == topics.image:
+                joiner.push_image(m.stamp_ns, m.log_ns, m.msg)
+            else:
+                joiner.push(role_topics[m.topic], m.stamp_ns, m.log_ns, m.msg)
+            yield from joiner.pop_ready()
+        yield from joiner.pop_ready(flush=True)
+
+    produced = 0
+    for seen, ((stamp, log_ns, msg), matched) in enumerate(joined()):
+        if seen % options.stride:
+            continue
+        if isinstance(msg, _DamagedImage):
+            reason = msg.reason
+        else:
+            reason = next((f"{d.topic} near this frame is unreadable: {d.reason}" for d in bag.integrity.damaged
+                           if d.topic in partners and (d.near(stamp, tol) or d.near(log_ns, tol))), None)
+        if reason is None:
             yield builder.build(produced, stamp, msg, matched)
-            produced += 1
-            if options.max_frames is not None and produced >= options.max_frames:
-                return
+        else:
+            sink.lost(LostFrame(str(Path(bag.path).name), cond, produced, stamp, reason))
+        produced += 1
+        if options.max_frames is not None and produced >= options.max_frames:
+            return
 
 
 class _FrameBuilder:
@@ -404,7 +463,7 @@ class _FrameBuilder:
                                f"the camera image {image.shape[1]}x{image.shape[0]}")
         return Frame(str(Path(self.bag.path).name), self.condition, index, stamp, frame_id, image, camera, info, T,
                      gt, gt_source, gt_check, road, road_input,
-                     lidar_points=0 if lidar_xyz is None else int(len(lidar_xyz)))
+                     lidar_points=0 if lidar_xyz is None else int(len(lidar_xyz)), bag_path=str(self.bag.path))
 
 
 def image_poses(bag_path: str | Path, options: FrameOptions) -> list[np.ndarray]:

@@ -168,7 +168,7 @@ def _run_backend(bags, config: ReplayConfig, recorder: Recorder, spec: BackendSp
                         f"{session.diagnostics.get('backend_error', '')}")
         with_mask = settings.use_road_mask
         for i, bag in enumerate(bags):
-            frames = iter_frames(bag, config.frames, condition_for(config, i, len(bags)))
+            frames = iter_frames(bag, config.frames, condition_for(config, i, len(bags)), sink=recorder.sink([label]))
             pending: dict[int, Pending] = {}
             prev_stamp = None
             next_at = time.monotonic()

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..output_paths import check_apart_from_inputs, check_report_folder
 from .bag_io import BagError
 from .config import ReplayConfig, ReplayError, condition_for, node_settings
 from .frames import iter_frames
@@ -37,12 +38,15 @@ def frame_alignment(result, pipeline) -> np.ndarray | None:
 
 
 def run_replay(bags: list[str | Path], out_dir: str | Path, config: ReplayConfig) -> RunReport:
-    """Replay ``bags`` into ``out_dir``. Raises ReplayError (bags, topics, configuration) or
-    KeyboardInterrupt after writing the report of everything finished."""
+    """Replay ``bags`` into ``out_dir``. Raises OutputPathError (before writing anything) for an
+    ``out_dir`` that is not new, empty or an earlier report, or that holds or lies in an input; then
+    ReplayError (bags, topics, configuration) or KeyboardInterrupt after writing the report of
+    everything finished."""
     bags = [Path(b) for b in bags]
     if not bags:
         raise ReplayError("give at least one bag to replay")
-    out = Path(out_dir)
+    check_apart_from_inputs(out_dir, bags)
+    out = check_report_folder(out_dir)
     run_info = {"mode": "live" if config.live else "offline", "bags": [str(b) for b in bags],
                 "backends": [b.display for b in config.backends],
                 "backend_specs": [asdict(b) for b in config.backends],
@@ -54,9 +58,9 @@ def run_replay(bags: list[str | Path], out_dir: str | Path, config: ReplayConfig
     out_bag = None
     try:
         # Check every bag and the configuration before spending time on any frame.
-        preflight(bags, config)
+        preflight(bags, config, report)
         if config.write_bag:
-            out_bag = OutputBag(out / "output_bag")
+            out_bag = OutputBag(out / "output_bag", config.frames.ground_frame or "base_footprint")
         recorder = Recorder(config, report, out_bag)
         if config.live:
             run_live(bags, config, recorder)
@@ -85,14 +89,17 @@ def run_replay(bags: list[str | Path], out_dir: str | Path, config: ReplayConfig
     return report
 
 
-def preflight(bags: list[Path], config: ReplayConfig) -> None:
-    """Open each bag and resolve its topics; validate node parameters; raise one clear sentence."""
+def preflight(bags: list[Path], config: ReplayConfig, report: RunReport | None = None) -> None:
+    """Open each bag (its integrity goes into ``report``) and resolve its topics; validate node
+    parameters; raise one clear sentence."""
     from .bag_io import BagReader
     from .frames import resolve_topics
 
     for i, bag in enumerate(bags):
         condition_for(config, i, len(bags))
         with BagReader(bag) as reader:
+            if report is not None:
+                report.set_integrity(str(bag), reader.integrity)
             topics = resolve_topics(reader, config.frames)
             use_mask = bool(config.node_params.get("use_road_mask", False))
             if use_mask and topics.road_mask is None:
@@ -124,7 +131,8 @@ def run_offline(bags: list[Path], config: ReplayConfig, recorder: Recorder) -> N
         for pipe, _ in pipelines.values():
             pipe.reset()  # each bag is a new sequence: no filter state, no cached prior from the last one
         stats: dict = {}
-        frames = iter_frames(bag, config.frames, condition_for(config, i, len(bags)), stats)
+        frames = iter_frames(bag, config.frames, condition_for(config, i, len(bags)), stats,
+                             sink=recorder.sink(list(pipelines)))
         with tqdm(frames, desc=f"replay {bag.name}", unit="frame", disable=not config.progress,
                   leave=False) as bar:
             for frame in bar:

@@ -22,6 +22,7 @@ import numpy as np
 from .metrics import METRIC_NAMES, DistanceErrors, FrameScore, mean_metrics
 
 ALL = "all"  # the condition name of the overall aggregate
+LOST_TO_DAMAGE = "bag_damage"  # FrameRecord.source of a frame a damaged bag record took away
 
 TABLE_COLUMNS = (("abs_rel", "AbsRel", "{:.4f}"), ("sq_rel", "SqRel", "{:.4f}"), ("rmse", "RMSE", "{:.3f}"),
                  ("rmse_log", "RMSElog", "{:.4f}"), ("silog", "SILog", "{:.2f}"), ("delta1", "d1", "{:.4f}"),
@@ -113,7 +114,7 @@ class FrameRecord:
     processing_ms: float | None = None   # pipeline time (offline) / not known (live)
     latency_ms: float | None = None      # publish -> depth received (live)
     dropped: bool = False
-    source: str = ""                     # "network" | "prior" | "" (live)
+    source: str = ""                     # "network" | "prior" | "" (live) | LOST_TO_DAMAGE
     error: str | None = None
     gt_source: str = ""
     gt_agreement: float | None = None    # AbsRel of LiDAR GT vs depth-topic GT where both exist
@@ -143,6 +144,7 @@ class RunReport:
         self.previews: list[Preview] = []
         self.notes: list[str] = []
         self.live_stats: dict[str, dict] = {}
+        self.integrity: dict[str, dict] = {}  # bag path -> what its check found (BagIntegrity.to_dict)
         self.output_bag: str | None = None
         self.complete = False
         self.error: str | None = None
@@ -163,6 +165,12 @@ class RunReport:
     def note(self, text: str) -> None:
         if text not in self.notes:
             self.notes.append(text)
+
+    def set_integrity(self, bag: str, integrity) -> None:
+        self.integrity[str(bag)] = {**integrity.to_dict(), "summary": integrity.summary()}
+
+    def damaged_bags(self) -> dict[str, dict]:
+        return {bag: entry for bag, entry in self.integrity.items() if entry["status"] == "damaged"}
 
     def mark_failed(self, reason: str) -> None:
         self.complete = False
@@ -267,9 +275,12 @@ class RunReport:
         info = self.run_info
         lines = ["# Depth replay report", ""]
         status = "complete" if self.complete else f"INCOMPLETE: {self.error or 'still running'}"
+        if self.damaged_bags():
+            status += f", {len(self.damaged_bags())} DAMAGED bag(s): frames they lost are dropped"
         lines += [f"- status: **{status}**",
                   f"- mode: {info.get('mode', '?')}",
                   f"- bags: {', '.join(info.get('bags', []))}",
+                  *[f"- bag `{bag}`: {entry['summary']}" for bag, entry in self.integrity.items()],
                   f"- backends: {', '.join(info.get('backends', []))}",
                   f"- protocol: {_protocol_text(info.get('protocol', {}))}",
                   f"- frames scored: {sum(1 for r in self.records if r.scores)} of {len(self.records)} records",
@@ -303,6 +314,7 @@ class RunReport:
     # ----------------------------------------------------------------- files
     def metrics_json(self) -> dict:
         return {"complete": self.complete, "error": self.error, "run": self.run_info,
+                "damaged": bool(self.damaged_bags()), "integrity": self.integrity,
                 "summary": self.summary(), "timing": self.timing(), "gt_agreement": self.gt_agreement(),
                 "distance": {f"{b}/{c}/{r}": d.table() for (b, c, r), d in self.distance.items()},
                 "notes": self.notes, "output_bag": self.output_bag,

@@ -7,6 +7,7 @@ parameter fails loudly instead of silently doing nothing.
 """
 from __future__ import annotations
 
+import re
 import sys
 
 from ..parameters import Param, ParameterError, node_parameters
@@ -51,6 +52,7 @@ def declare_and_read(node, node_name: str) -> dict:
         try:
             values[param.name] = node.declare_parameter(param.name, param.default, descriptor_for(param)).value
         except InvalidParameterValueException as exc:
-            raise ParameterError(f"parameter '{param.name}' must be {param.range_text()} "
-                                 f"({str(exc).splitlines()[0]})") from None
+            given = re.search(r"value \(([^)]{0,40})", str(exc))
+            raise ParameterError(f"parameter '{param.name}' must be {param.range_text()}, got "
+                                 f"{given.group(1) if given else 'a value outside that range'}") from None
     return values

@@ -32,6 +32,27 @@ class FrameLog:
             self._logger.debug(traceback.format_exc())
 
 
+def check_parameter_overrides(argv: list[str]) -> None:
+    """ParameterError for a ``-p name:=value`` whose value rcl could not read as YAML (rcl itself would
+    fail in rclpy.init with a log line and a traceback)."""
+    import yaml
+
+    in_ros_args, previous = False, ""
+    for token in argv:
+        if token == "--ros-args":
+            in_ros_args = True
+        elif token == "--":
+            in_ros_args = False
+        elif in_ros_args and previous in ("-p", "--param") and ":=" in token:
+            param, _, value = token.partition(":=")
+            try:
+                yaml.safe_load(value)
+            except yaml.YAMLError:
+                raise ParameterError(f"parameter '{param}': the value {value[:40]!r} is not YAML; quote a string "
+                                     f"(-p '{param}:=\"...\"')") from None
+        previous = token
+
+
 def run_node(node_class, args=None) -> int:
     """rclpy.init, build the node, spin until Ctrl-C / SIGTERM / shutdown, clean up. Exit status:
     0 after a normal shutdown, 2 for a configuration error (one sentence on stderr)."""
@@ -43,7 +64,17 @@ def run_node(node_class, args=None) -> int:
         class ExternalShutdownException(Exception):
             pass
 
-    rclpy.init(args=args)
+    name = getattr(node_class, "NODE_NAME", "node")
+    try:
+        check_parameter_overrides(sys.argv if args is None else args)
+        rclpy.init(args=args)
+    except ParameterError as exc:
+        print(f"[{name}] configuration error: {exc}", file=sys.stderr)
+        return 2
+    except RuntimeError as exc:  # rclpy's RCLError: any other --ros-args rcl cannot parse
+        reason = str(exc).replace("failed to initialize rcl: ", "").split(". Error:")[0].splitlines()[0]
+        print(f"[{name}] configuration error: the ROS arguments cannot be parsed: {reason[:200]}", file=sys.stderr)
+        return 2
     node = None
     try:
         node = node_class()
@@ -51,7 +82,7 @@ def run_node(node_class, args=None) -> int:
         rclpy.spin(node)
         return 0
     except ParameterError as exc:
-        print(f"[{getattr(node_class, 'NODE_NAME', 'node')}] configuration error: {exc}", file=sys.stderr)
+        print(f"[{name}] configuration error: {exc}", file=sys.stderr)
         return 2
     except (KeyboardInterrupt, ExternalShutdownException):
         return 0
