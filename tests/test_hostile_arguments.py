@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from helpers_http import serving
-from helpers_models import tiny_depth_anything, write_original_pth
+from helpers_models import write_release_pth
 from helpers_replay import make_synth_bags
 
 from depth_prior_ros.cli import build_parser, main
@@ -173,7 +173,7 @@ class _Files(http.server.SimpleHTTPRequestHandler):
 def world(tmp_path_factory, shared_data_or_none):
     root = tmp_path_factory.mktemp("hostile")
     (root / "www").mkdir()
-    weights = write_original_pth(tiny_depth_anything(seed=6), root / "www" / "ok.pth")
+    weights = write_release_pth(root / "www" / "ok.pth")
     (root / "file").write_text("a plain file\n")
     (root / "dir").mkdir()
     camera = root / "camera.yaml"

@@ -7,7 +7,8 @@ import json
 
 import pytest
 from helpers_errors import assert_one_sentence
-from helpers_models import TINY_DA_CARD, tiny_depth_anything, write_original_pth
+import helpers_releases as hr
+from helpers_models import V2S_CARD, write_release_pth
 
 from depth_prior_ros.cli import main as cli_main
 
@@ -19,19 +20,18 @@ def _check(path, capsys):
 
 
 def test_a_good_checkpoint_is_ok_after_its_test_frame(tmp_path, capsys):
-    path = write_original_pth(tiny_depth_anything(seed=6), tmp_path / "good.pth")
+    path = write_release_pth(tmp_path / "good.pth")
     code, out, _ = _check(path, capsys)
     assert code == 0 and "test frame: 640x360 camera -> 98x56 network input" in out and "ok:" in out
 
 
 def test_all_nan_weights_are_not_ok(tmp_path, capsys):
-    import torch
-
-    model = tiny_depth_anything(seed=6)
-    with torch.no_grad():
-        for p in model.parameters():
-            p.fill_(float("nan"))
-    path = write_original_pth(model, tmp_path / "nan.pth")
+    state = hr.release_state(hr.read_fixture("depth_anything_v2_vits.pth"))
+    for tensor in state.values():
+        if tensor.is_floating_point():
+            tensor.fill_(float("nan"))
+    path = hr.write_pth(state, tmp_path / "nan.pth")
+    (tmp_path / "nan.card.json").write_text(json.dumps(V2S_CARD))
     code, out, err = _check(path, capsys)
     assert code == 2 and "no finite output" in err and "ok:" not in out
     assert_one_sentence(err, path)
@@ -45,9 +45,9 @@ def test_all_nan_weights_are_not_ok(tmp_path, capsys):
     ({"short_side": True}, "short_side must be a positive integer"),
 ])
 def test_card_values_that_cannot_run_are_not_ok(tmp_path, capsys, change, expected):
-    path = write_original_pth(tiny_depth_anything(seed=6), tmp_path / "m.pth", card=None)
+    path = write_release_pth(tmp_path / "m.pth", card=None)
     # json writes NaN/Infinity tokens, which json.loads reads back as floats: what a hand-edited card holds.
-    path.with_suffix(".card.json").write_text(json.dumps({**TINY_DA_CARD, **change}))
+    path.with_suffix(".card.json").write_text(json.dumps({**V2S_CARD, **change}))
     code, out, err = _check(path, capsys)
     assert code == 2 and expected in err and "ok:" not in out
     assert_one_sentence(err, ignore_paths=True)
