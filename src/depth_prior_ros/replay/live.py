@@ -60,7 +60,9 @@ class LiveSession(RosClient):
         self.pub_info = self.publisher(CameraInfo, "camera_info")
         self.pub_mask = self.publisher(Image, "road_mask")
         self.arrivals: dict[int, tuple[float, bytes]] = {}
+        self.road_masks: dict[int, bytes] = {}  # the node's segmenter masks (prior/road_mask), by stamp
         self.subscribe(Image, "depth", self._on_depth, raw=True)
+        self.subscribe(Image, "prior/road_mask", self._on_road_mask, raw=True)
         self.watch_diagnostics(f"{namespace}/depth_node")
 
     def _on_depth(self, raw: bytes) -> None:
@@ -69,6 +71,19 @@ class LiveSession(RosClient):
         t = time.monotonic()
         header = bag_io.deserialize(raw, bag_io.IMAGE).header  # the stamp says which frame it is
         self.arrivals[bag_io.stamp_to_ns(header.stamp)] = (t, raw)
+
+    def _on_road_mask(self, raw: bytes) -> None:
+        from . import bag_io
+
+        self.road_masks[bag_io.stamp_to_ns(bag_io.deserialize(raw, bag_io.IMAGE).header.stamp)] = raw
+
+    def road_mask(self, stamp: int, timeout: float) -> np.ndarray | None:
+        """The node's road mask of this frame as bool (H, W) (it follows the depth image), or None."""
+        from . import bag_io
+
+        wait_until(lambda: stamp in self.road_masks, timeout, 0.002)
+        raw = self.road_masks.pop(stamp, None)
+        return None if raw is None else bag_io.image_to_numpy(bag_io.deserialize(raw, bag_io.IMAGE)) != 0
 
     @property
     def diagnostics(self) -> dict:
@@ -225,7 +240,9 @@ def _collect(session: LiveSession, pending: dict, recorder: Recorder, label: str
         msg = bag_io.deserialize(raw, bag_io.IMAGE)
         depth = depth_from_image(bag_io.image_to_numpy(msg), str(msg.encoding))
         stats.received += 1
-        recorder.record(label, item.frame, depth, latency_ms=(t_recv - item.published_at) * 1e3)
+        mask = session.road_mask(stamp, 0.5) if config.node_params.get("segmentation_weights") else (
+            item.frame.road_mask_input if config.node_params.get("use_road_mask") else None)
+        recorder.record(label, item.frame, depth, latency_ms=(t_recv - item.published_at) * 1e3, road_mask=mask)
     now = time.monotonic()
     for stamp in list(pending):
         item = pending[stamp]
