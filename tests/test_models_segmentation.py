@@ -73,24 +73,24 @@ def segformer_folder(tmp_path_factory):
 
 
 def test_segformer_folder_without_card_reads_its_classes_from_id2label(segformer_folder):
+    import cv2
     import torch
     from transformers import SegformerForSemanticSegmentation
+
+    from depth_prior_ros.models.preprocess import preprocess
 
     segmenter = load_segmenter(str(segformer_folder), device="cpu")
     card = segmenter.card
     assert card.road_classes == (0,) and card.drivable_classes == (0,)
     assert {5, 11, 13, 14, 15, 18} <= set(card.object_classes) and 10 not in card.object_classes  # not the sky
-    image = real_image(160) if real_image(160) is not None else random_image(48, 160)
+    image = real_image(160)
+    image = random_image(48, 160) if image is None else image
     result = segmenter.segment(image)
     assert result.labels.shape == image.shape[:2] and result.labels.max() < len(CITYSCAPES)
     # The labels are the argmax of the real transformers model on the card's input, resized nearest.
     direct = SegformerForSemanticSegmentation.from_pretrained(str(segformer_folder)).eval()
-    from depth_prior_ros.models.preprocess import preprocess
-
     with torch.no_grad():
         logits = direct(pixel_values=preprocess([image], card.input_spec, "cpu")).logits
-    import cv2
-
     expected = cv2.resize(logits[0].argmax(0).numpy().astype(np.uint8), image.shape[1::-1],
                           interpolation=cv2.INTER_NEAREST)
     assert np.array_equal(result.labels, expected)
@@ -121,30 +121,18 @@ def test_segmentation_cards_and_outputs():
         load_segmenter("/nonexistent/model.xml")
 
 
-class CountingSegmenter:
-    """Segments by brightness (road = dark half); counts its calls."""
-
-    def __init__(self):
-        from depth_prior_ros.models.card import ModelCard
-
-        self.card = ModelCard(architecture="segmentation", road_classes=(1,))
-        self.calls = 0
-
-    def segment(self, image):
-        from depth_prior_ros.models.segmentation import Segmentation
-
-        self.calls += 1
-        return Segmentation((image[..., 0] < 128).astype(np.uint8), self.card)
-
-
-def test_schedule_segments_every_nth_frame_and_reuses_the_mask():
-    segmenter = CountingSegmenter()
+def test_schedule_segments_every_nth_frame_and_reuses_the_mask(segformer_folder, monkeypatch):
+    segmenter = load_segmenter(str(segformer_folder), device="cpu")
+    calls = []
+    real_segment = segmenter.segment
+    monkeypatch.setattr(segmenter, "segment", lambda image: calls.append(image) or real_segment(image))
     schedule = SegmentationSchedule(segmenter, every=3)
-    dark, bright = np.zeros((4, 6, 3), np.uint8), np.full((4, 6, 3), 255, np.uint8)
-    masks = [schedule.road_mask(dark if i < 2 else bright) for i in range(7)]
-    assert segmenter.calls == 3  # frames 0, 3, 6
-    assert masks[2].all() and not masks[3].any()  # frame 2 reuses frame 0's mask
-    schedule.road_mask(np.zeros((5, 6, 3), np.uint8))  # a new size cannot reuse a mask
-    assert segmenter.calls == 4
+    frames = [random_image(48, 96, seed) for seed in range(7)]
+    masks = [schedule.road_mask(frame) for frame in frames]
+    assert [next(i for i, f in enumerate(frames) if f is image) for image in calls] == [0, 3, 6]
+    assert masks[1] is masks[0] and masks[2] is masks[0] and masks[3] is not masks[0]
+    assert np.array_equal(masks[3], real_segment(frames[3]).road)
+    schedule.road_mask(random_image(50, 96, 9))  # a new size cannot reuse a mask
+    assert len(calls) == 4
     with pytest.raises(ValueError, match=">= 1"):
         SegmentationSchedule(segmenter, every=0)

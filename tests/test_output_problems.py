@@ -94,3 +94,10 @@ def test_bad_graph_card_fields_are_one_sentence(card, message, tmp_path):
     with pytest.raises(BackendError, match=message) as err:
         read_card(path)
     assert "\n" not in str(err.value)
+
+
+def test_torch_backends_take_a_card_option_too(tmp_path):
+    folder = write_hf_folder(tiny_depth_anything(seed=2), tmp_path / "hf")
+    elsewhere = write_card(tmp_path / "elsewhere.card.json", dict(TINY_DA_CARD, short_side=28))
+    backend = create_backend("ssd_student", weights=str(folder), card=str(elsewhere), device="cpu")
+    assert backend.card.path == str(elsewhere) and backend.spec.short_side == 28

@@ -119,3 +119,22 @@ def test_fastdepth_disagrees_with_the_prior_and_the_report_says_so(bag, tmp_path
                      "--backend-options", json.dumps({"card": str(scaled)}), *SEGMENTER)
     assert headline(aligned, "tflite")["abs_rel"] < 0.5 * headline(metrics, "tflite")["abs_rel"]
     assert aligned["timing"]["tflite"]["frames_no_agreement"] == 0
+
+
+def test_a_date_folder_with_several_drives_names_the_one_it_converts(tmp_path, capsys):
+    date = tmp_path / "2011_09_26"
+    date.mkdir()
+    for calib in DATE_FOLDER.glob("calib_*.txt"):
+        (date / calib.name).symlink_to(calib)
+    drive = DATE_FOLDER / "2011_09_26_drive_sample_sync"
+    for name in ("drive_b", "drive_a"):  # any names: drives are found by their content
+        (date / name).symlink_to(drive, target_is_directory=True)
+    (date / "notes").mkdir()
+    assert cli_main(["bag", "from-kitti", str(date), "--out", str(tmp_path / "first"), "--max-frames", "1",
+                     "--no-progress"]) == 0
+    assert "drive drive_a: 1 of 2 drives in" in capsys.readouterr().out
+    assert cli_main(["bag", "from-kitti", str(date), "--drive", "drive_b", "--out", str(tmp_path / "b"),
+                     "--max-frames", "1", "--no-progress"]) == 0
+    assert "drive drive_b: 1 of 2 drives" in capsys.readouterr().out
+    assert cli_main(["bag", "from-kitti", str(date), "--drive", "drive_c", "--out", str(tmp_path / "c")]) == 2
+    assert "has no drive folder 'drive_c' (drives: drive_a, drive_b)" in capsys.readouterr().err

@@ -286,9 +286,10 @@ def default_card(architecture: str, variant: str = "") -> ModelCard:
     raise BackendError(f"no default model card for architecture '{architecture}'")
 
 
-def load_card(weights: str | Path | None, architecture: str, variant: str = "") -> ModelCard:
-    """The card of ``weights`` or, logged, the architecture's default; the architecture must match."""
-    card = find_card(weights) if weights else None
+def load_card(weights: str | Path | None, architecture: str, variant: str = "", card_path: str = "") -> ModelCard:
+    """The card at ``card_path`` (a backend's ``card`` option), else the card of ``weights``, else (logged)
+    the architecture's default; the architecture must match."""
+    card = read_card(card_path) if card_path else find_card(weights) if weights else None
     if card is None:
         if weights:
             log.info("no model card beside %s (looked for %s): using %s defaults", weights,

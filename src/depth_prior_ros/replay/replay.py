@@ -160,9 +160,10 @@ def run_offline(bags: list[Path], config: ReplayConfig, recorder: Recorder) -> N
 
 
 def _scale_changes(result, previous: dict, label: str, applied_change) -> tuple[float | None, float | None]:
-    """(published, own-fit) frame-to-frame change of the applied scale (replay.stability); updates ``previous``."""
+    """(published, own-fit) frame-to-frame change of the applied scale (replay.stability); updates ``previous``.
+    None without an alignment applied (the prior's frames, metric depth published as it is)."""
     fit, pred = result.alignment, result.prediction
-    if fit is None or pred is None or result.source != "network":
+    if fit is None or pred is None or result.source != "network" or pred.kind == "metric_depth":
         previous.pop(label, None)
         return None, None
     last = previous.get(label, (None, None))
