@@ -52,10 +52,12 @@ class LiveStats:
 class LiveSession(RosClient):
     """rclpy endpoints around one node: publishers for its inputs, its depth (raw, by stamp), its diagnostics."""
 
-    def __init__(self, namespace: str, label: str):
+    def __init__(self, namespace: str, label: str, segmenting: bool = False):
         from sensor_msgs.msg import CameraInfo, Image
 
         super().__init__(f"depth_prior_replay_{_safe(label)}", namespace)
+        self.segmenting = segmenting  # the node publishes its segmenter's mask on prior/road_mask
+        self.outputs = ["depth"] + (["prior/road_mask"] if segmenting else [])
         self.pub_image = self.publisher(Image, "image")
         self.pub_info = self.publisher(CameraInfo, "camera_info")
         self.pub_mask = self.publisher(Image, "road_mask")
@@ -91,7 +93,7 @@ class LiveSession(RosClient):
 
     def ready(self) -> bool:
         """Connected both ways, and the backend has loaded or failed (then the node publishes the prior)."""
-        return self.connected([self.pub_image, self.pub_info], ["depth"]) and \
+        return self.connected([self.pub_image, self.pub_info], self.outputs) and \
             self.diagnostics.get("backend_state") in ("ready", "failed")
 
     def camera_info(self, frame: Frame) -> bytes:
@@ -165,7 +167,7 @@ def _run_backend(bags, config: ReplayConfig, recorder: Recorder, spec: BackendSp
     stats = LiveStats()
     try:
         node.start()
-        session = LiveSession(namespace, label)
+        session = LiveSession(namespace, label, bool(settings.segmentation_weights))
         ready = wait_until(lambda: not node.alive() or session.ready(), config.startup_timeout) and node.alive()
         first = next(iter_frames(bags[0], config.frames, condition_for(config, 0, len(bags))), None)
         if ready and first is not None:
@@ -240,7 +242,7 @@ def _collect(session: LiveSession, pending: dict, recorder: Recorder, label: str
         msg = bag_io.deserialize(raw, bag_io.IMAGE)
         depth = depth_from_image(bag_io.image_to_numpy(msg), str(msg.encoding))
         stats.received += 1
-        mask = session.road_mask(stamp, 0.5) if config.node_params.get("segmentation_weights") else (
+        mask = session.road_mask(stamp, config.frame_timeout) if session.segmenting else (
             item.frame.road_mask_input if config.node_params.get("use_road_mask") else None)
         recorder.record(label, item.frame, depth, latency_ms=(t_recv - item.published_at) * 1e3, road_mask=mask)
     now = time.monotonic()

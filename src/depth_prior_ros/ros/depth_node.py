@@ -32,10 +32,10 @@ from ..colorize import colorize_depth
 from ..parameters import DEPTH_NODE, parse_depth_params
 from ..pipeline import DepthPipeline, FrameError
 from .backend_manager import RETRY_PERIOD_S, BackendManager
-from .conversions import (ConversionError, PointCloudBuilder, camera_info_with_header, check_image_layout,
+from .conversions import (ConversionError, PointCloudBuilder, camera_info_with_header,
                           decode_image, depth_image_msg, image_msg, rgb_view, to_rgb)
 from .diagnostics import DiagnosticReport, DiagnosticsPublisher, LatencyStats
-from .inputs import CameraInfoInput, RoadMaskInput
+from .inputs import CameraInfoInput, ImageInput, RoadMaskInput
 from .output_checks import OutputChecks
 from .params import declare_and_read
 from .pose_source import make_pose_source, report_pose
@@ -70,7 +70,6 @@ class DepthNode(Node):
         qos = subscription_qos(s.qos)
         self.camera_info = CameraInfoInput(self, qos, self.log.warn)
         self.road_mask = RoadMaskInput(self, qos, self.log.warn) if s.use_road_mask else None
-        self.create_subscription(Image, "image", self._on_image, qos)
         # outputs (reliable, keep last 1: best-effort and reliable subscribers both connect)
         out = publisher_qos(1)
         self.pub_depth = self.create_publisher(Image, "depth", out)
@@ -79,8 +78,9 @@ class DepthNode(Node):
         self.pub_points = self.create_publisher(PointCloud2, "depth/points", out) if s.publish_points else None
         self.pub_prior = self.create_publisher(Image, "prior/depth", out) if s.publish_prior else None
         self.pub_road = self.create_publisher(Image, "prior/road_mask", out) if s.segmentation_weights else None
-        # frame hand-off, worker and diagnostics
+        # frame hand-off (the image callback: O(1) checks, then the mailbox), worker and diagnostics
         self.mailbox = FrameMailbox()
+        self.images = ImageInput(self, qos, self.camera_info, self.mailbox, self.log.dropped)
         self.latency = LatencyStats()
         self.worker = FrameWorker(self.mailbox, self._process, self.log.dropped, self.log.failed,
                                   prepare=lambda: self.backends.load(self.camera_info.size),
@@ -97,22 +97,6 @@ class DepthNode(Node):
         self.log.stopping = True
         self.worker.stop()
         self.backends.stop()
-
-    # executor thread: O(1) checks, then the mailbox ------------------------------------------
-    def _on_image(self, msg) -> None:
-        received_at = time.perf_counter()
-        try:
-            check_image_layout(msg.encoding, msg.width, msg.height, msg.step, len(msg.data))
-            info, camera = self.camera_info.for_image(msg.width, msg.height)
-        except ConversionError as exc:
-            drop = FrameDropped("invalid_image", str(exc))
-        except FrameDropped as dropped:
-            drop = dropped
-        else:
-            self.mailbox.put(Frame(msg, received_at, camera, info))
-            return
-        self.mailbox.reject(drop.reason)
-        self.log.dropped(drop)
 
     # worker thread ----------------------------------------------------------------------------
     def _process(self, frame: Frame) -> None:

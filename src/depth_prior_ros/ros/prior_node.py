@@ -18,14 +18,13 @@ import numpy as np
 from rclpy.node import Node
 from sensor_msgs.msg import CameraInfo, Image
 
+from ..models.segmentation import SegmentationSchedule
 from ..parameters import PRIOR_NODE, parse_prior_params
 from ..prior.cache import ScenePriorCache
 from ..prior.scene import SOURCE_NONE
-from ..models.segmentation import SegmentationSchedule
-from .conversions import (ConversionError, camera_info_with_header, check_image_layout, depth_image_msg, image_msg,
-                          rgb_from_image_msg)
+from .conversions import camera_info_with_header, depth_image_msg, image_msg, rgb_from_image_msg
 from .diagnostics import DiagnosticReport, DiagnosticsPublisher, LatencyStats
-from .inputs import CameraInfoInput, RoadMaskInput
+from .inputs import CameraInfoInput, ImageInput, RoadMaskInput
 from .params import declare_and_read
 from .pose_source import make_pose_source, report_pose
 from .qos import publisher_qos, subscription_qos
@@ -55,8 +54,6 @@ class PriorNode(Node):
         self.camera_info = CameraInfoInput(self, qos, self.log.warn,
                                            on_info=self._on_camera_info if segmenter is None else None)
         self.road_mask = RoadMaskInput(self, qos, self.log.warn) if s.use_road_mask else None
-        if segmenter is not None:
-            self.create_subscription(Image, "image", self._on_image, qos)
         # outputs
         out = publisher_qos(1)
         self.pub_depth = self.create_publisher(Image, "prior/depth", out)
@@ -65,6 +62,8 @@ class PriorNode(Node):
         self.pub_road = self.create_publisher(Image, "prior/road_mask", out) if segmenter is not None else None
         # frame hand-off, worker and diagnostics
         self.mailbox = FrameMailbox()
+        if segmenter is not None:
+            self.images = ImageInput(self, qos, self.camera_info, self.mailbox, self.log.dropped)
         self.latency = LatencyStats()
         self.worker = FrameWorker(self.mailbox, self._process, self.log.dropped, self.log.failed,
                                   name=f"{self.NODE_NAME}_worker")
@@ -86,21 +85,6 @@ class PriorNode(Node):
             self.mailbox.reject("invalid_camera_info")  # CameraInfoInput logged the reason
         else:
             self.mailbox.put(Frame(msg, received_at, camera, msg))
-
-    def _on_image(self, msg) -> None:
-        received_at = time.perf_counter()
-        try:
-            check_image_layout(msg.encoding, msg.width, msg.height, msg.step, len(msg.data))
-            info, camera = self.camera_info.for_image(msg.width, msg.height)
-        except ConversionError as exc:
-            drop = FrameDropped("invalid_image", str(exc))
-        except FrameDropped as dropped:
-            drop = dropped
-        else:
-            self.mailbox.put(Frame(msg, received_at, camera, info))
-            return
-        self.mailbox.reject(drop.reason)
-        self.log.dropped(drop)
 
     # worker thread ----------------------------------------------------------------------------
     def _process(self, frame: Frame) -> None:
