@@ -9,7 +9,7 @@ import pytest
 from depth_prior_ros.cli import main as cli_main
 from depth_prior_ros.models import BackendError, create_backend
 from depth_prior_ros.models.export import export_onnx, parity
-from depth_prior_ros.models.onnx_backend import PROVIDER_ORDER, choose_providers
+from depth_prior_ros.models.graph_runtime import PROVIDER_ORDER, choose_providers
 
 from helpers_models import random_image, real_image, tiny_depth_anything, write_hf_folder, write_jasmine_folder
 

@@ -33,12 +33,17 @@ def test_prior_is_reused_while_nothing_changes_and_matches_the_plain_pipeline():
     assert cached.priors.prior(other_camera, tilted, inpaint=False) is not small.prior
 
 
-def test_road_mask_priors_are_never_reused():
+def test_road_mask_priors_are_reused_only_for_the_same_mask_object():
+    # A segmenter run every N-th frame hands the same mask object to the frames in between.
     cached = DepthPipeline(None, PipelineConfig())
     pose = pose_from_static(1.5, math.radians(2.0))
     mask = np.zeros((180, 320), bool)
     mask[120:, 100:220] = True
     a = cached.priors.prior(CAMERA, pose, mask)
-    b = cached.priors.prior(CAMERA, pose, mask)
-    assert a is not b and cached.priors.reuses == 0
+    assert cached.priors.prior(CAMERA, pose, mask) is a and cached.priors.reuses == 1
+    b = cached.priors.prior(CAMERA, pose, mask.copy())  # a new mask (a new message): computed again
+    assert b is not a and cached.priors.reuses == 1
     np.testing.assert_array_equal(a.depth, b.depth)
+    wider = mask.copy()
+    wider[120:, 60:260] = True
+    assert not np.array_equal(cached.priors.prior(CAMERA, pose, wider).source, a.source)

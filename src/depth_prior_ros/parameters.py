@@ -99,7 +99,8 @@ def _p(name, default, description, group, target, **kw) -> Param:
 
 SPEC: tuple[Param, ...] = (
     # depth network
-    _p("backend", "prior_only", "Depth network by registry name: prior_only | ssd_student | jasmine | onnx.",
+    _p("backend", "prior_only", "Depth network by registry name: prior_only | ssd_student | jasmine | onnx | tflite | "
+       "openvino.",
        "depth network", "node.backend"),
     _p("weights", "", "Path to the weights file or folder ('' = none); checked at start.", "depth network",
        "node.weights"),
@@ -136,6 +137,14 @@ SPEC: tuple[Param, ...] = (
        "prior and alignment", "node.use_road_mask", nodes=BOTH),
     _p("inpaint", True, "Fill the prior where no road/ground/vertical estimate exists (from the nearest one).",
        "prior and alignment", "pipeline.inpaint", nodes=BOTH),
+    # road segmentation
+    _p("segmentation_weights", "", "Road segmenter: a graph file (.xml + .bin, .onnx, .tflite) or a transformers "
+       "SegFormer folder ('' = none); its mask feeds the prior and is published as prior/road_mask.",
+       "road segmentation", "node.segmentation_weights", nodes=BOTH),
+    _p("segmentation_every", 1, "Segment every N-th frame and reuse the mask in between (rate divisor).",
+       "road segmentation", "node.segmentation_every", minimum=1, nodes=BOTH),
+    _p("segmentation_card", "", "The segmenter's model card ('' = the card beside the weights).",
+       "road segmentation", "node.segmentation_card", nodes=BOTH),
     _p("align_inlier_threshold", 0.1, "Relative depth error counted as agreement with the prior.",
        "prior and alignment", "align.inlier_threshold", minimum=0.0, open_minimum=True, maximum=10.0),
     _p("align_max_samples", 4000, "Pixels sampled for the robust alignment fit.", "prior and alignment",
@@ -148,6 +157,8 @@ SPEC: tuple[Param, ...] = (
        "pipeline.filter_gate", minimum=0.0, open_minimum=True, maximum=10.0),
     _p("filter_reset_after", 5, "... unless this many come in a row (then the filter restarts).",
        "prior and alignment", "pipeline.filter_reset_after", minimum=1, maximum=10_000),
+    _p("filter_window", 3, "Running median over this many accepted scale measurements before the EMA.",
+       "prior and alignment", "pipeline.filter_window", minimum=1, maximum=100),
     # outputs
     _p("output_encoding", "32FC1", "Depth encoding: 32FC1 metres with NaN unknown, 16UC1 millimetres with 0 unknown.",
        "outputs", "node.output_encoding", choices=("32FC1", "16UC1")),
@@ -211,7 +222,25 @@ class PriorNodeSettings:
     pipeline: PipelineConfig
     qos: QosSettings
     use_road_mask: bool
+    segmentation_weights: str
+    segmentation_every: int
+    segmentation_card: str
     diagnostics_period: float
+
+    def segmenter(self):
+        """The road segmenter named by segmentation_weights (None when empty); ParameterError (one
+        sentence) when it cannot be loaded, since no retry fixes a wrong file."""
+        if not self.segmentation_weights:
+            return None
+        from .models.base import BackendError
+        from .models.segmentation import load_segmenter
+
+        try:
+            segmenter = load_segmenter(self.segmentation_weights, self.segmentation_card)
+            segmenter.segment(np.zeros((360, 640, 3), np.uint8))  # compiles the graph: the first frame is not slow
+        except BackendError as exc:
+            raise ParameterError(f"parameter 'segmentation_weights': {exc}") from exc
+        return segmenter
 
 
 @dataclass
@@ -268,6 +297,17 @@ def _check_backend(node: dict, check_files: bool) -> None:
     node["backend_options"] = options
 
 
+def _check_paths(node: dict, check_files: bool) -> None:
+    """Path parameters: trimmed, ~ expanded, and (with ``check_files``) existing."""
+    for name in ("segmentation_weights", "segmentation_card"):
+        value = node[name].strip()
+        if value:
+            path = Path(value).expanduser()
+            _require(not check_files or path.exists(), f"parameter '{name}': '{value}' does not exist")
+            value = str(path)
+        node[name] = value
+
+
 def parse_params(node: str, values: dict, check_files: bool = True) -> PriorNodeSettings | DepthNodeSettings:
     """Parameter values (name -> value; missing names take defaults, others are ignored) -> the node's
     settings; with ``check_files`` the weights path must exist."""
@@ -282,6 +322,7 @@ def parse_params(node: str, values: dict, check_files: bool = True) -> PriorNode
     except ValueError:
         raise ParameterError(f"parameters 'min_depth' ({pipeline['min_depth']}) and 'max_depth' "
                              f"({pipeline['max_depth']}) must satisfy 0 < min_depth < max_depth") from None
+    _check_paths(sections["node"], check_files)
     if node == DEPTH_NODE:
         _check_backend(sections["node"], check_files)
     settings = DepthNodeSettings if node == DEPTH_NODE else PriorNodeSettings

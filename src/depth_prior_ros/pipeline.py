@@ -2,7 +2,11 @@
 
 The live node and offline replay both call :meth:`DepthPipeline.process`, so a number measured
 offline is the number the vehicle gets. A network that throws on a frame never stops the output: the
-frame falls back to the metric scene prior and the error is reported beside it.
+frame falls back to the metric scene prior and the error is reported beside it. A frame whose image
+would make a network input beyond the card's bounds is refused (FrameError, reason
+"network_input_rejected"). An optional road segmenter (run every N-th frame) gives the scene prior its
+road mask when the caller has none. Results that are wrong without an error say so in ``problem``:
+"empty_output" (no valid pixel published) or "no_agreement" (the prediction disagrees with the prior).
 """
 from __future__ import annotations
 
@@ -14,13 +18,21 @@ import numpy as np
 from .align import AlignConfig, Alignment, ScaleFilter, align_to_prior, apply_model
 from .depth_range import check_depth_range
 from .geometry.camera import PinholeCamera
-from .models.base import DepthBackend, Prediction
+from .models.base import DepthBackend, NetworkInputRejected, Prediction
 from .prior.cache import ScenePriorCache
-from .prior.scene import ScenePrior
+from .prior.scene import SOURCE_ROAD, ScenePrior
+
+
+PROBLEMS = ("empty_output", "no_agreement")
 
 
 class FrameError(ValueError):
-    """This frame cannot be processed (size mismatch, bad pose...): one sentence, the stream goes on."""
+    """This frame cannot be processed (size mismatch, bad pose...): one sentence, the stream goes on.
+    ``reason`` is the drop counter it belongs to."""
+
+    def __init__(self, message: str, reason: str = "bad_frame"):
+        super().__init__(message)
+        self.reason = reason
 
 
 @dataclass
@@ -36,6 +48,7 @@ class PipelineConfig:
     filter_alpha: float = 0.3
     filter_gate: float = 0.25
     filter_reset_after: int = 5
+    filter_window: int = 3
 
     def __post_init__(self) -> None:
         check_depth_range(self.min_depth, self.max_depth)
@@ -56,14 +69,21 @@ class DepthResult:
     timings_ms: dict[str, float]
     source: str
     backend_error: str | None = None
+    road_mask: np.ndarray | None = None  # bool (H, W): the mask the prior used (given or segmented)
+    problem: str | None = None           # one of PROBLEMS, or None
 
 
 class DepthPipeline:
-    """``backend`` None means no network: the published depth is the scene prior itself."""
+    """``backend`` None means no network: the published depth is the scene prior itself. ``segmenter``
+    (models.segmentation) makes the road mask every ``segmentation_every``-th frame when none is given."""
 
-    def __init__(self, backend: DepthBackend | None = None, config: PipelineConfig | None = None):
+    def __init__(self, backend: DepthBackend | None = None, config: PipelineConfig | None = None,
+                 segmenter=None, segmentation_every: int = 1):
+        from .models.segmentation import SegmentationSchedule
+
         self.backend = backend
         self.config = config or PipelineConfig()
+        self.segmentation = None if segmenter is None else SegmentationSchedule(segmenter, segmentation_every)
         self.reset()
         self.backend_failures = 0
 
@@ -74,8 +94,10 @@ class DepthPipeline:
     def reset(self) -> None:
         """Forget all state from earlier frames (new sequence, camera re-mounted)."""
         cfg = self.config
-        self.filter = ScaleFilter(cfg.filter_alpha, cfg.filter_gate, cfg.filter_reset_after)
+        self.filter = ScaleFilter(cfg.filter_alpha, cfg.filter_gate, cfg.filter_reset_after, cfg.filter_window)
         self.priors = ScenePriorCache(cfg.prior_mode, cfg.min_depth, cfg.max_depth)
+        if self.segmentation is not None:
+            self.segmentation.reset()
 
     def process(self, image: np.ndarray, camera: PinholeCamera, T_ground_from_camera: np.ndarray,
                 road_mask: np.ndarray | None = None) -> DepthResult:
@@ -85,6 +107,9 @@ class DepthPipeline:
                              f"but camera_info says {camera.width}x{camera.height}")
         timings: dict[str, float] = {}
         t0 = time.perf_counter()
+        if road_mask is None and self.segmentation is not None:
+            road_mask = self.segmentation.road_mask(image)
+            timings["segmentation"] = (time.perf_counter() - t0) * 1e3
         try:
             prior = self.priors.prior(camera, T_ground_from_camera, road_mask,
                                       inpaint=self.config.inpaint and not self.has_network)
@@ -99,6 +124,8 @@ class DepthPipeline:
                 prediction = self.backend.predict(image)
                 if prediction is not None and prediction.values.shape != image.shape[:2]:
                     raise ValueError(f"backend returned {prediction.values.shape} for a {image.shape[:2]} image")
+            except NetworkInputRejected as exc:  # this image, not the network: drop the frame
+                raise FrameError(str(exc), reason="network_input_rejected") from exc
             except Exception as exc:  # noqa: BLE001 - any network failure degrades to the prior
                 prediction, error = None, f"{type(exc).__name__}: {(str(exc).strip().splitlines() or [''])[0]}"
                 self.backend_failures += 1
@@ -108,7 +135,7 @@ class DepthPipeline:
         alignment = None
         depth, source = prior.depth, "prior"
         if prediction is not None:
-            alignment = self._align(prediction, prior)
+            alignment = self._align(prediction, prior, road_mask)
             if alignment.depth is not None:
                 depth, source = alignment.depth, "network"
             elif error is None:
@@ -118,13 +145,14 @@ class DepthPipeline:
         t3 = time.perf_counter()
         timings["align"] = (t3 - t2) * 1e3
         timings["total"] = (t3 - t0) * 1e3
-        return DepthResult(depth, prior, alignment, prediction, timings, source, error)
+        return DepthResult(depth, prior, alignment, prediction, timings, source, error, road_mask,
+                           output_problem(depth, alignment, self.config.align.min_samples))
 
-    def _align(self, prediction: Prediction, prior: ScenePrior) -> Alignment:
+    def _align(self, prediction: Prediction, prior: ScenePrior, road_mask: np.ndarray | None) -> Alignment:
         """Fit this frame; for streams, publish with the temporally filtered params instead."""
         cfg = self.config
         use_filter = cfg.temporal_filter and prediction.kind != "metric_depth"
-        fit = align_to_prior(prediction.values, prediction.kind, prior.depth, prior.confidence,
+        fit = align_to_prior(prediction.values, prediction.kind, prior.depth, trusted_confidence(prior, road_mask),
                              prediction.valid, cfg.align, compute_depth=not use_filter)
         if not use_filter:
             return fit
@@ -134,3 +162,22 @@ class DepthPipeline:
             fit.params = (float(params[0]), float(params[1]))
         return fit
 
+
+
+def trusted_confidence(prior: ScenePrior, road_mask: np.ndarray | None) -> np.ndarray:
+    """(H, W) alignment weights: with a road mask only the road pixels count (the vertical surfaces
+    above them are a guess that lets an affine fit trade scale for shift: PyDNet's fitted scale on the first
+    12 KITTI raw frames spans 0.1-1.6 with them, 2.3-2.8 without), else every layer by its confidence."""
+    if road_mask is None:
+        return prior.confidence
+    return np.where(prior.source == SOURCE_ROAD, prior.confidence, np.float32(0.0))
+
+
+def output_problem(depth: np.ndarray, alignment: Alignment | None, min_samples: int) -> str | None:
+    """"empty_output" when ``depth`` (H, W) has no finite pixel; "no_agreement" when the prediction
+    was compared with enough prior pixels and too few agree (the fit is not ok); else None."""
+    if not np.isfinite(depth[::8, ::8]).any() and not np.isfinite(depth).any():
+        return "empty_output"
+    if alignment is not None and not alignment.ok and alignment.n_samples >= min_samples:
+        return "no_agreement"
+    return None

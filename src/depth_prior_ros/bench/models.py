@@ -178,7 +178,7 @@ def bench_student(variant: str, plan: Plan, work: Path, preset: str = "1600x900"
         report = export_onnx("ssd_student", str(weights), work / f"{variant}_{h}x{w}.onnx", height=h, width=w,
                              options={"short_side": 70} if variant == "tiny" else None)
         onnx = create_backend("onnx", weights=str(report.onnx_path), device=device, dtype=dtype)
-        providers = ",".join(p.replace("ExecutionProvider", "") for p in onnx.active_providers)
+        providers = ",".join(p.replace("ExecutionProvider", "") for p in onnx.runtime.active_providers)
         rows.append(measure_backend(label, f"ONNX Runtime ({providers})", onnx, preset, plan, plan.iterations,
                                     f"export parity max rel {report.max_rel_error:.1e}"))
     return rows

@@ -18,6 +18,10 @@ class BackendError(RuntimeError):
     """A backend failed to load or to run (the message names the file/stage and what is wrong)."""
 
 
+class NetworkInputRejected(BackendError):
+    """This frame's image would make a network input beyond the model card's bounds: drop the frame."""
+
+
 @dataclass
 class Prediction:
     """Network output at the input image size.

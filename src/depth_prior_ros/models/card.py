@@ -9,16 +9,28 @@ Format (JSON shown; YAML has the same keys)::
 
     {
       "card_version": 1,
-      "architecture": "depth_anything",          # depth_anything | jasmine
+      "architecture": "depth_anything",          # depth_anything | jasmine | segmentation | free text
       "variant": "vitb",                         # vits | vitb | vitl | sd2 | free text
       "input_size": null,                        # [h, w] fixed network input, or null
       "short_side": 518,                         # keep-aspect: shorter side ~ this (null: native size)
       "multiple_of": 14,                         # both sides rounded to a multiple of this
-      "normalization": {"mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225]},
+      "max_input_pixels": 4000000,               # bigger network inputs are refused (the frame is dropped)
+      "max_aspect_ratio": 8.0,                   # so are camera images longer than this times their width
+      "layout": "NCHW",                          # graph files: NCHW | NHWC (inputs and 4-D outputs)
+      "channel_order": "rgb",                    # rgb | bgr
+      "scale": 0.00392156862745098,              # multiplies the 0-255 pixel values first (default 1/255)
+      "normalization": {"mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225]},  # after scale
       "output_kind": "affine_disparity",         # affine_disparity | scale_depth | metric_depth
+      "output_index": 0, "output_channel": 0,    # graph files: which output tensor, which channel of it
       "training_data": "...", "source": "...",
       "options": {}                              # architecture-specific (see each backend)
     }
+
+A road segmenter's card has ``"architecture": "segmentation"`` and, instead of the output kind, the
+class ids its output means: ``road_classes`` (required), ``drivable_classes`` and ``object_classes``
+(things standing on the road: cars, people, poles), each a list of integers.
+Quantised graphs (uint8/int8 tensors) need no card key: the graph carries each tensor's scale and
+zero point, applied after ``scale`` and ``normalization`` (graph_runtime.quantize).
 """
 from __future__ import annotations
 
@@ -31,14 +43,19 @@ from pathlib import Path
 from typing import Any
 
 from .base import OUTPUT_KINDS, BackendError
-from .preprocess import IMAGENET_MEAN, IMAGENET_STD, SYMMETRIC_MEAN, SYMMETRIC_STD, InputSpec
+from .preprocess import (CHANNEL_ORDERS, IMAGENET_MEAN, IMAGENET_STD, MAX_ASPECT_RATIO, MAX_INPUT_PIXELS,
+                         SYMMETRIC_MEAN, SYMMETRIC_STD, InputSpec)
 
 log = logging.getLogger(__name__)
 
 CARD_VERSION = 1
+SEGMENTATION = "segmentation"
+LAYOUTS = ("NCHW", "NHWC")
+CLASS_KEYS = ("road_classes", "drivable_classes", "object_classes")
 _KNOWN_KEYS = {"card_version", "architecture", "variant", "input_size", "short_side", "multiple_of",
-               "normalization", "normalisation", "output_kind", "training_data", "source", "license",
-               "notes", "options"}
+               "max_input_pixels", "max_aspect_ratio", "layout", "channel_order", "scale", "normalization",
+               "normalisation", "output_kind", "output_index", "output_channel", *CLASS_KEYS, "training_data",
+               "source", "license", "notes", "options"}
 
 
 @dataclass
@@ -51,6 +68,16 @@ class ModelCard:
     multiple_of: int = 1
     mean: tuple[float, float, float] = IMAGENET_MEAN
     std: tuple[float, float, float] = IMAGENET_STD
+    scale: float = 1.0 / 255.0
+    channel_order: str = "rgb"
+    layout: str = "NCHW"
+    max_input_pixels: int = MAX_INPUT_PIXELS
+    max_aspect_ratio: float = MAX_ASPECT_RATIO
+    output_index: int = 0
+    output_channel: int = 0
+    road_classes: tuple[int, ...] = ()
+    drivable_classes: tuple[int, ...] = ()
+    object_classes: tuple[int, ...] = ()
     training_data: str = "unknown"
     source: str = "unknown"
     license: str = ""
@@ -61,24 +88,36 @@ class ModelCard:
     @property
     def input_spec(self) -> InputSpec:
         return InputSpec(input_size=self.input_size, short_side=self.short_side, multiple_of=self.multiple_of,
-                         mean=self.mean, std=self.std)
+                         mean=self.mean, std=self.std, scale=self.scale, channel_order=self.channel_order,
+                         max_input_pixels=self.max_input_pixels, max_aspect_ratio=self.max_aspect_ratio)
+
+    @property
+    def is_segmentation(self) -> bool:
+        return self.architecture == SEGMENTATION
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        data = {
             "card_version": CARD_VERSION,
             "architecture": self.architecture,
             "variant": self.variant,
             "input_size": list(self.input_size) if self.input_size else None,
             "short_side": self.short_side,
             "multiple_of": self.multiple_of,
+            "max_input_pixels": self.max_input_pixels,
+            "max_aspect_ratio": self.max_aspect_ratio,
+            "layout": self.layout,
+            "channel_order": self.channel_order,
+            "scale": self.scale,
             "normalization": {"mean": list(self.mean), "std": list(self.std)},
-            "output_kind": self.output_kind,
-            "training_data": self.training_data,
-            "source": self.source,
-            "license": self.license,
-            "notes": self.notes,
-            "options": copy.deepcopy(self.options),
         }
+        if self.is_segmentation:
+            data.update({key: list(getattr(self, key)) for key in CLASS_KEYS})
+        else:
+            data["output_kind"] = self.output_kind
+        data.update({"output_index": self.output_index, "output_channel": self.output_channel,
+                     "training_data": self.training_data, "source": self.source, "license": self.license,
+                     "notes": self.notes, "options": copy.deepcopy(self.options)})
+        return data
 
     def replace(self, **changes) -> "ModelCard":
         new = copy.deepcopy(self)
@@ -100,7 +139,7 @@ def card_from_dict(data: dict[str, Any], where: str = "card") -> ModelCard:
     if not isinstance(arch, str) or not arch:
         raise BackendError(f"{where}: field 'architecture' is missing or not a string")
     kind = data.get("output_kind", "affine_disparity")
-    if kind not in OUTPUT_KINDS:
+    if arch != SEGMENTATION and kind not in OUTPUT_KINDS:
         raise BackendError(f"{where}: output_kind '{kind}' is not one of {', '.join(OUTPUT_KINDS)}")
     size = data.get("input_size")
     if size is not None:
@@ -122,16 +161,50 @@ def card_from_dict(data: dict[str, Any], where: str = "card") -> ModelCard:
     options = data.get("options", {}) or {}
     if not isinstance(options, dict):
         raise BackendError(f"{where}: options must be a mapping, got {type(options).__name__}")
-    return ModelCard(architecture=arch, variant=str(data.get("variant", "") or ""), output_kind=kind,
-                     input_size=size, short_side=short, multiple_of=multiple, mean=mean, std=std,
+    layout = data.get("layout", "NCHW")
+    if layout not in LAYOUTS:
+        raise BackendError(f"{where}: layout must be one of {', '.join(LAYOUTS)}, got {layout!r}")
+    order = data.get("channel_order", "rgb")
+    if order not in CHANNEL_ORDERS:
+        raise BackendError(f"{where}: channel_order must be one of {', '.join(CHANNEL_ORDERS)}, got {order!r}")
+    scale = _positive_number(data.get("scale", 1.0 / 255.0), where, "scale")
+    aspect = _positive_number(data.get("max_aspect_ratio", MAX_ASPECT_RATIO), where, "max_aspect_ratio")
+    pixels, index, channel = (_count(data.get(key, default), where, key, minimum) for key, default, minimum in
+                              (("max_input_pixels", MAX_INPUT_PIXELS, 1), ("output_index", 0, 0),
+                               ("output_channel", 0, 0)))
+    classes = {key: _class_ids(data.get(key, []), where, key) for key in CLASS_KEYS}
+    if arch == SEGMENTATION and not classes["road_classes"]:
+        raise BackendError(f"{where}: a segmentation card needs road_classes, the class ids that mean road")
+    return ModelCard(architecture=arch, variant=str(data.get("variant", "") or ""),
+                     output_kind=kind if arch != SEGMENTATION else "affine_disparity",
+                     input_size=size, short_side=short, multiple_of=multiple, mean=mean, std=std, scale=scale,
+                     channel_order=order, layout=layout, max_input_pixels=pixels, max_aspect_ratio=aspect,
+                     output_index=index, output_channel=channel, **classes,
                      training_data=str(data.get("training_data", "unknown")),
                      source=str(data.get("source", "unknown")), license=str(data.get("license", "") or ""),
                      notes=str(data.get("notes", "") or ""), options=dict(options))
 
 
 def _is_int(value) -> bool:
-    """An integer that is not a bool (JSON true is a Python int)."""
     return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _count(value, where: str, name: str, minimum: int) -> int:
+    if not _is_int(value) or value < minimum:
+        raise BackendError(f"{where}: {name} must be an integer >= {minimum}, got {value!r}")
+    return int(value)
+
+
+def _positive_number(value, where: str, name: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+        raise BackendError(f"{where}: {name} must be a positive number, got {value!r}")
+    return float(value)
+
+
+def _class_ids(value, where: str, name: str) -> tuple[int, ...]:
+    if not isinstance(value, (list, tuple)) or not all(_is_int(v) and 0 <= v <= 255 for v in value):
+        raise BackendError(f"{where}: {name} must be a list of class ids (integers 0-255), got {value!r}")
+    return tuple(int(v) for v in value)
 
 
 def _triple(value, where: str, name: str) -> tuple[float, float, float]:
@@ -215,9 +288,10 @@ def default_card(architecture: str, variant: str = "") -> ModelCard:
     raise BackendError(f"no default model card for architecture '{architecture}'")
 
 
-def load_card(weights: str | Path | None, architecture: str, variant: str = "") -> ModelCard:
-    """The card of ``weights`` or, logged, the architecture's default; the architecture must match."""
-    card = find_card(weights) if weights else None
+def load_card(weights: str | Path | None, architecture: str, variant: str = "", card_path: str = "") -> ModelCard:
+    """The card at ``card_path`` (a backend's ``card`` option), else the card of ``weights``, else (logged)
+    the architecture's default; the architecture must match."""
+    card = read_card(card_path) if card_path else find_card(weights) if weights else None
     if card is None:
         if weights:
             log.info("no model card beside %s (looked for %s): using %s defaults", weights,

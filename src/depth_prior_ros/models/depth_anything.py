@@ -223,8 +223,8 @@ def _variant_label(config) -> str:
     return _VARIANT_BY_HIDDEN.get(config.backbone_config.hidden_size, f"hidden-{config.backbone_config.hidden_size}")
 
 
-def card_for_weights(weights: str | Path, variant: str = "") -> ModelCard:
-    return load_card(weights, "depth_anything", canonical_variant(variant))
+def card_for_weights(weights: str | Path, variant: str = "", card_path: str = "") -> ModelCard:
+    return load_card(weights, "depth_anything", canonical_variant(variant), card_path)
 
 
 def dinov2_position_encoding(self, embeddings, height: int, width: int):
@@ -334,10 +334,11 @@ class DepthAnythingOptions:
 
     weights: HF folder | original .pth | .safetensors (+ card); empty only with random_init (benchmarks and
     tests: the published ``variant`` sizes, or ``config`` overrides, random weights). input_size [h, w] /
-    short_side override the card's network input size.
+    short_side override the card's network input size; card: a card path ("" = the one beside the weights).
     """
 
     weights: str = ""
+    card: str = ""
     device: str = "auto"
     dtype: str = "fp32"
     variant: str = ""
@@ -357,7 +358,7 @@ def create_ssd_student(options: DepthAnythingOptions) -> SSDStudentBackend:
     """Factory behind ``create_backend("ssd_student", ...)``."""
     o = options
     if o.weights:
-        card = card_for_weights(o.weights, o.variant)
+        card = card_for_weights(o.weights, o.variant, o.card)
         net = DepthAnythingNet.from_pretrained(o.weights, card)
     elif o.random_init:
         card = default_card("depth_anything", canonical_variant(o.variant) or "vitb")

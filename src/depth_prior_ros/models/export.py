@@ -21,7 +21,7 @@ import numpy as np
 
 from .base import BackendError
 from .card import card_path_for, write_card
-from .onnx_backend import CARD_METADATA_KEY
+from .graph_runtime import CARD_METADATA_KEY
 from .preprocess import MAX_INPUT_PIXELS
 
 log = logging.getLogger(__name__)
@@ -122,9 +122,9 @@ def export_onnx(backend: str, weights: str, out: str | Path, height: int | None 
     _embed_card(out_path, card.to_dict())
 
     # Parity on CPU: a fresh random image, the same preprocessed tensor through both runtimes.
-    from .onnx_backend import OnnxBackend
+    from .graph_backend import GraphDepthBackend
 
-    onnx_backend = OnnxBackend(str(out_path), device="cpu")
+    onnx_backend = GraphDepthBackend("onnx", str(out_path), device="cpu")
     check = preprocess([rng.integers(0, 256, size=(size[0], size[1], 3), dtype=np.uint8)], loaded.spec, "cpu")
     with torch.no_grad():
         ref = net(check).numpy()

@@ -351,10 +351,12 @@ class JasmineOptions:
     ``weights/vae_tiny``; a path -> that AutoencoderTiny folder (decoder only). attention_slicing: False |
     True/"auto" | "max" | int (UNet attention in slices: less memory, slower). gru: False skips the Scale-Shift
     GRU (channel mean in [0, 1]). link_mode: first | mean (default: the card's). text_embedding: a file with
-    the empty-prompt embedding. timestep: the denoising step (default T-1).
+    the empty-prompt embedding. timestep: the denoising step (default T-1). card: a card path ("" = the one
+    in the folder).
     """
 
     weights: str = ""
+    card: str = ""
     device: str = "auto"
     dtype: str = "fp32"
     input_size: list[int] | None = None
@@ -373,7 +375,7 @@ class JasmineOptions:
 def create_jasmine(options: JasmineOptions) -> JasmineBackend:
     """Factory behind ``create_backend("jasmine", ...)``."""
     o = options
-    card = load_card(o.weights, "jasmine") if o.weights else default_card("jasmine")
+    card = load_card(o.weights, "jasmine", card_path=o.card) if o.weights or o.card else default_card("jasmine")
     link = o.link_mode or str(card.options.get("link_mode", "first"))
     if link not in LINK_MODES:
         raise BackendError(f"link_mode must be 'first' or 'mean', got '{link}'")

@@ -1,9 +1,11 @@
-"""Shared pre/post-processing for the torch and ONNX Runtime backends.
+"""Shared pre/post-processing for the torch and graph-runtime backends and the road segmenter.
 
-A network sees a resized, normalised RGB tensor; its output is resized back to the camera image.
-Sizes follow the model card: either a fixed ``input_size`` (h, w), or "keep the aspect ratio, shorter
-side about ``short_side``, both sides a multiple of ``multiple_of``" (14 for a ViT patch, 8/64 for a
-latent diffusion model). Torch is imported inside the functions so that importing this module is cheap.
+A network sees a resized, scaled and normalised tensor in the card's channel order; its output is
+resized back to the camera image. Sizes follow the model card: either a fixed ``input_size`` (h, w), or
+"keep the aspect ratio, shorter side about ``short_side``, both sides a multiple of ``multiple_of``" (14
+for a ViT patch, 8/64 for a latent diffusion model), never more than ``max_input_pixels`` and only for
+camera images within ``max_aspect_ratio`` (a 2000x2 image would otherwise make a 518x518000 input).
+Torch is imported inside the functions so that importing this module is cheap.
 """
 from __future__ import annotations
 
@@ -13,7 +15,7 @@ from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 
-from .base import BackendError, Prediction
+from .base import BackendError, NetworkInputRejected, Prediction
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -27,8 +29,9 @@ SYMMETRIC_MEAN = (0.5, 0.5, 0.5)
 SYMMETRIC_STD = (0.5, 0.5, 0.5)
 
 DTYPES = ("fp32", "fp16", "bf16")
-# The largest network input (h * w) the tools accept: 4 megapixels, like the card's max_input_pixels default.
-MAX_INPUT_PIXELS = 4_000_000
+CHANNEL_ORDERS = ("rgb", "bgr")
+MAX_INPUT_PIXELS = 4_000_000  # 4 megapixels: above any depth network's native input, far below a blow-up
+MAX_ASPECT_RATIO = 8.0        # wider (or taller) camera images than 8:1 are refused
 
 
 @dataclass(frozen=True)
@@ -38,7 +41,9 @@ class InputSpec:
     input_size: fixed (h, w) (the image is stretched to it), or None for keep-aspect resizing.
     short_side: keep-aspect target of the shorter image side; None keeps the native size.
     multiple_of: both network sides are rounded to a multiple of this.
-    mean, std: per-channel normalisation of [0, 1] RGB.
+    scale: multiplies the 0-255 pixel values first (1/255: [0, 1]; 1: raw 0-255 values).
+    mean, std: per-channel normalisation after ``scale``, in ``channel_order`` (rgb | bgr).
+    max_input_pixels, max_aspect_ratio: bounds on the network input and the camera image's shape.
     """
 
     input_size: tuple[int, int] | None = None
@@ -46,6 +51,10 @@ class InputSpec:
     multiple_of: int = 1
     mean: tuple[float, float, float] = IMAGENET_MEAN
     std: tuple[float, float, float] = IMAGENET_STD
+    scale: float = 1.0 / 255.0
+    channel_order: str = "rgb"
+    max_input_pixels: int = MAX_INPUT_PIXELS
+    max_aspect_ratio: float = MAX_ASPECT_RATIO
 
 
 def round_to_multiple(value: float, multiple: int) -> int:
@@ -58,12 +67,24 @@ def network_size(height: int, width: int, spec: InputSpec) -> tuple[int, int]:
 
     Fixed size wins; otherwise scale so the shorter side is ``short_side`` (aspect kept) and round both
     sides to ``multiple_of``. E.g. 900x1600 with short_side 518, multiple 14 -> (518, 924).
+    A camera image beyond ``max_aspect_ratio`` or a network input over ``max_input_pixels`` raises
+    NetworkInputRejected (the frame is dropped, nothing is allocated).
     """
+    aspect = max(height, width) / max(min(height, width), 1)
+    if aspect > spec.max_aspect_ratio:
+        raise NetworkInputRejected(f"a {width}x{height} image has aspect ratio {aspect:.3g}:1, beyond the model "
+                                   f"card's max_aspect_ratio {spec.max_aspect_ratio:g}")
     if spec.input_size is not None:
-        return int(spec.input_size[0]), int(spec.input_size[1])
-    scale = 1.0 if spec.short_side is None else spec.short_side / min(height, width)
-    m = max(1, int(spec.multiple_of))
-    return round_to_multiple(height * scale, m), round_to_multiple(width * scale, m)
+        size = int(spec.input_size[0]), int(spec.input_size[1])
+    else:
+        scale = 1.0 if spec.short_side is None else spec.short_side / min(height, width)
+        m = max(1, int(spec.multiple_of))
+        size = round_to_multiple(height * scale, m), round_to_multiple(width * scale, m)
+    if size[0] * size[1] > spec.max_input_pixels:
+        raise NetworkInputRejected(f"a {width}x{height} image needs a {size[1]}x{size[0]} network input "
+                                   f"({size[0] * size[1] / 1e6:.3g} megapixels), more than the model card's "
+                                   f"max_input_pixels {spec.max_input_pixels}")
+    return size
 
 
 def check_image(image: np.ndarray) -> np.ndarray:
@@ -79,16 +100,20 @@ def check_image(image: np.ndarray) -> np.ndarray:
     return image
 
 
-def images_to_tensor(images: Sequence[np.ndarray], device) -> "torch.Tensor":
-    """uint8 RGB images, all (H, W, 3) -> float32 (B, 3, H, W) in [0, 1] on ``device``.
+def images_to_tensor(images: Sequence[np.ndarray], device, scale: float = 1.0 / 255.0,
+                     channel_order: str = "rgb") -> "torch.Tensor":
+    """uint8 RGB images, all (H, W, 3) -> float32 (B, 3, H, W), pixel values times ``scale``, channels
+    in ``channel_order`` (rgb | bgr), on ``device``.
 
     The uint8 array is uploaded first (4x less traffic than float) and converted on the device.
     """
     import torch
 
     batch = np.stack([np.ascontiguousarray(check_image(im)) for im in images])
-    tensor = torch.from_numpy(batch).to(device, non_blocking=True)
-    return tensor.permute(0, 3, 1, 2).float().div_(255.0)
+    tensor = torch.from_numpy(batch).to(device, non_blocking=True).permute(0, 3, 1, 2)
+    if channel_order == "bgr":
+        tensor = tensor.flip(1)
+    return tensor.float().mul_(scale)
 
 
 def resize(tensor: "torch.Tensor", size: tuple[int, int]) -> "torch.Tensor":
@@ -112,8 +137,8 @@ def normalize(tensor: "torch.Tensor", mean: Sequence[float], std: Sequence[float
 
 def preprocess(images: Sequence[np.ndarray], spec: InputSpec, device, dtype=None) -> "torch.Tensor":
     """Same-size uint8 RGB images -> normalised network input (B, 3, h, w) in ``dtype`` on ``device``."""
-    pixels = images_to_tensor(images, device)
-    size = network_size(pixels.shape[-2], pixels.shape[-1], spec)
+    size = network_size(*check_image(images[0]).shape[:2], spec)
+    pixels = images_to_tensor(images, device, spec.scale, spec.channel_order)
     pixels = normalize(resize(pixels, size), spec.mean, spec.std)
     return pixels if dtype is None else pixels.to(dtype)
 

@@ -16,12 +16,14 @@ NO_NETWORK = "prior_only"
 
 _FACTORIES: dict[str, tuple[Callable[..., DepthBackend], type | None]] = {}
 
-# Backends that live in optional modules (heavy imports: torch, transformers, diffusers, onnxruntime)
+# Backends that live in optional modules (heavy imports: torch, transformers, diffusers, graph runtimes)
 # are imported only when asked for, so the prior-only node starts in a fraction of a second.
 _LAZY_MODULES = {
     "ssd_student": "depth_prior_ros.models.depth_anything",
     "jasmine": "depth_prior_ros.models.jasmine",
-    "onnx": "depth_prior_ros.models.onnx_backend",
+    "onnx": "depth_prior_ros.models.graph_backend",
+    "tflite": "depth_prior_ros.models.graph_backend",
+    "openvino": "depth_prior_ros.models.graph_backend",
 }
 
 

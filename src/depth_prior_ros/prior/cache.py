@@ -79,15 +79,17 @@ class _KeptPrior:
     geometry: GroundGeometry
     inpaint: bool
     prior: ScenePrior
+    road_mask: np.ndarray | None = None  # the very mask object it was made with (None: no mask)
     in_range: np.ndarray | None = None  # the prior's depth masked to the depth range, made on first use
 
 
 class ScenePriorCache:
     """prior(camera, pose, road_mask, inpaint) -> ScenePrior, and its depth masked to the depth range.
 
-    Without a road mask the scene prior depends only on camera, pose and settings, so it is kept while
-    the ground cache returns the same geometry (the inpainted prior costs tens of ms at full HD, reusing
-    it costs nothing). A prior made with a road mask is never kept: the mask changes every frame.
+    The scene prior depends only on camera, pose, settings and the road mask, so it is kept while the
+    ground cache returns the same geometry and the mask is the same object (no mask, or a segmenter's
+    mask reused between its runs: the inpainted prior costs tens of ms at full HD, reusing it costs
+    nothing). Masks are read-only: a new mask is a new array.
     """
 
     def __init__(self, mode: str = "scene", min_depth: float = 0.5, max_depth: float = 80.0):
@@ -100,15 +102,14 @@ class ScenePriorCache:
               inpaint: bool = True) -> ScenePrior:
         geometry = self.ground.get(camera, T_ground_from_camera)
         kept = self._kept
-        if road_mask is None and kept is not None and kept.geometry is geometry and kept.inpaint == inpaint:
+        if kept is not None and kept.geometry is geometry and kept.inpaint == inpaint and kept.road_mask is road_mask:
             self.reuses += 1
             return kept.prior
         prior = scene_prior(camera, T_ground_from_camera, road_mask, mode=self.mode, max_depth=self.max_depth,
                             inpaint=inpaint, ground=geometry.ground,
                             # Rotated rays are only read by the vertical layer (a road mask): 17 MB at full HD.
                             rays_ground=geometry.rays_ground if road_mask is not None else None)
-        if road_mask is None:
-            self._kept = _KeptPrior(geometry, inpaint, prior)
+        self._kept = _KeptPrior(geometry, inpaint, prior, road_mask)
         return prior
 
     def depth_in_range(self, prior: ScenePrior) -> np.ndarray:

@@ -73,8 +73,11 @@ def _register_replay(sub) -> None:
     e.add_argument("--max-depth", type=number(0.0, 1e4, open_low=True), help="ground-truth depth cap")
     e.add_argument("--crop", choices=("none", "garg", "eigen"))
     e.add_argument("--scaling", nargs="+", default=["metric", "median"],
-                   choices=("metric", "prior", "median", "lstsq"),
+                   choices=("metric", "prior", "median", "lstsq", "disparity_lstsq"),
                    help="scaling modes; the first one is the headline table")
+    e.add_argument("--embodied", action="store_true",
+                   help="add the VLE embodied-depth table: LiDAR points within 5%% / 10%% on the road mask and "
+                        "where the depth has a value (run the prior with --param inpaint=false for its layers)")
     o = p.add_argument_group("run")
     o.add_argument("--live", action="store_true", help="publish through rclpy to a depth_node subprocess")
     o.add_argument("--rate", type=number(0.0, 1e4, open_low=True),
@@ -173,6 +176,7 @@ def run_replay_command(args: argparse.Namespace) -> int:
         config = ReplayConfig(frames=frames, backends=_backends(args), node_params=_node_params(args),
                               protocol=protocol, scalings=tuple(dict.fromkeys(args.scaling)),
                               conditions=args.condition, previews_per_condition=args.previews,
+                              embodied=args.embodied,
                               write_bag=not args.no_bag, progress=not args.no_progress, live=args.live,
                               rate=args.rate, lockstep=args.lockstep, domain_id=args.domain_id,
                               startup_timeout=args.startup_timeout, frame_timeout=args.frame_timeout)
@@ -202,10 +206,11 @@ def _register_bag(sub) -> None:
 
     k = bag_sub.add_parser("from-kitti", help="KITTI sample/object/raw folder -> bag",
                            description="Convert a KITTI folder (the shared sample with image.png, lidar_points.npy "
-                                       "and calib.json; the object layout; or a raw drive) to a rosbag2 MCAP with "
-                                       "image, camera_info, LiDAR and /tf_static (base_footprint from a LiDAR "
-                                       "ground fit).")
+                                       "and calib.json; the object layout; a raw drive; or the date folder of a raw "
+                                       "download, whose drive it names) to a rosbag2 MCAP with image, camera_info, "
+                                       "LiDAR and /tf_static (base_footprint from a LiDAR ground fit).")
     k.add_argument("folder", type=path_arg)
+    k.add_argument("--drive", help="raw date folder: the drive folder to convert (default: the first by name)")
     k.add_argument("--out", type=path_arg, required=True, help="output bag folder")
     k.add_argument("--max-frames", type=integer(1))
     k.add_argument("--start", type=integer(0), default=0)
@@ -254,9 +259,11 @@ def run_from_kitti(args) -> int:
     check_output_folder(args.out)
     try:
         summary = convert_kitti(args.folder, args.out, args.max_frames, args.start, args.per_frame_ground,
-                                progress=not args.no_progress)
+                                progress=not args.no_progress, drive=args.drive)
     except (DatasetError, BagError) as exc:
         raise _error(str(exc)) from exc
+    if summary.get("drive"):
+        print(f"drive {summary['drive']}: {summary['drives']}")
     print(f"wrote {summary['bag']}: {summary['frames']} frame(s), KITTI {summary['layout']} layout, "
           f"camera {summary['pose']}")
     return 0

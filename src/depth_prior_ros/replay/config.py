@@ -43,6 +43,7 @@ class ReplayConfig:
     scalings: tuple[str, ...] = ("metric", "median")
     conditions: list[str] | None = None   # one for all bags, or one per bag
     previews_per_condition: int = 1
+    embodied: bool = False                # add the VLE embodied-depth table (replay.embodied)
     write_bag: bool = True
     progress: bool = True
     # live mode

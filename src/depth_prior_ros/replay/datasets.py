@@ -14,8 +14,11 @@ Layouts:
 - KITTI sample folder (``../shared/data/kitti_000008``): image.png, lidar_points.npy (N x 4), calib.json
   (``projection_P2_3x4``, ``lidar_to_camera_4x4`` = R0_rect @ Tr_velo_to_cam, ``image_size_wh``).
 - KITTI object (``training/``): image_2/*.png, velodyne/*.bin, calib/*.txt (P2, R0_rect, Tr_velo_to_cam).
-- KITTI raw (a drive folder ``<date>_drive_XXXX_sync`` beside ``calib_cam_to_cam.txt`` and
-  ``calib_velo_to_cam.txt``): image_02/data/*.png + timestamps.txt, velodyne_points/data/*.bin + timestamps.txt.
+- KITTI raw (a drive folder beside ``calib_cam_to_cam.txt`` and ``calib_velo_to_cam.txt``):
+  image_02/data/*.png + timestamps.txt, velodyne_points/data/*.bin + timestamps.txt (without timestamps:
+  10 Hz). The date folder of a raw download (the calibration files and one or more drive folders) names
+  the drive it converts: ``drive`` if given, else the first by name. Drive folders are recognised by
+  their content, never by their name (``<date>_drive_XXXX_sync`` is a convention, not a rule).
 - nuScenes (devkit layout): samples/CAM_FRONT/*.jpg, samples/LIDAR_TOP/*.pcd.bin and the JSON tables
   (sample_data, calibrated_sensor, ego_pose, sensor, sample, scene) in a version folder such as
   v1.0-mini/. One bag per scene; the condition (day/night/rain) comes from the scene description.
@@ -222,25 +225,56 @@ def write_camera_lidar_bag(out: Path, rig: CameraLidarRig, frames: Iterator[Sens
 
 
 # --------------------------------------------------------------------------- KITTI
+def _is_raw_drive(folder: Path) -> bool:
+    return (folder / "image_02").is_dir() and (folder / "velodyne_points").is_dir()
+
+
+def raw_drives(date_folder: Path) -> list[Path]:
+    """The drive folders (image_02/ + velodyne_points/) of a KITTI raw date folder, by name."""
+    return sorted(p for p in date_folder.iterdir() if p.is_dir() and _is_raw_drive(p))
+
+
 def kitti_layout(folder: Path) -> str:
-    """'sample' | 'object' | 'raw' for a folder, or DatasetError naming what a layout needs."""
+    """'sample' | 'object' | 'raw' | 'raw_date' for a folder, or DatasetError naming what a layout needs."""
     if (folder / "calib.json").exists() and (folder / "image.png").exists():
         return "sample"
     if (folder / "image_2").is_dir() and (folder / "calib").is_dir():
         return "object"
-    if (folder / "image_02").is_dir() and (folder / "velodyne_points").is_dir():
+    if _is_raw_drive(folder):
         return "raw"
+    if (folder / "calib_cam_to_cam.txt").is_file() and raw_drives(folder):
+        return "raw_date"
     raise DatasetError(f"{folder} is not a KITTI folder: expected image.png + lidar_points.npy + calib.json "
-                       "(sample), image_2/ + velodyne/ + calib/ (object), or image_02/ + velodyne_points/ (raw drive)")
+                       "(sample), image_2/ + velodyne/ + calib/ (object), image_02/ + velodyne_points/ (raw drive), "
+                       "or calib_cam_to_cam.txt beside drive folders (raw date folder)")
+
+
+def choose_drive(date_folder: Path, drive: str | None) -> tuple[Path, str]:
+    """(drive folder, a sentence saying which one of how many) for a raw date folder."""
+    drives = raw_drives(date_folder)
+    names = [d.name for d in drives]
+    if drive is not None and drive not in names:
+        raise DatasetError(f"{date_folder} has no drive folder '{drive}' (drives: {', '.join(names)})")
+    chosen = date_folder / drive if drive is not None else drives[0]
+    if len(drives) == 1:
+        return chosen, f"the only drive in {date_folder}"
+    how = "as asked" if drive is not None else "the first by name; --drive picks another"
+    return chosen, f"1 of {len(drives)} drives in {date_folder} ({', '.join(names)}), {how}"
 
 
 def convert_kitti(folder: str | Path, out: str | Path, max_frames: int | None = None, start: int = 0,
-                  per_frame_ground: bool = False, progress: bool = True) -> dict:
-    """Any KITTI layout -> one bag at ``out``."""
+                  per_frame_ground: bool = False, progress: bool = True, drive: str | None = None) -> dict:
+    """Any KITTI layout -> one bag at ``out`` (``drive``: which drive of a raw date folder)."""
     folder, out = Path(folder), Path(out)
     if not folder.is_dir():
         raise DatasetError(f"KITTI folder {folder} does not exist")
     layout = kitti_layout(folder)
+    chosen = None
+    if layout == "raw_date":
+        folder, chosen = choose_drive(folder, drive)
+        layout = "raw"
+    elif drive is not None:
+        raise DatasetError(f"--drive is for the date folder of a KITTI raw download; {folder} is a {layout} folder")
     if layout == "sample":
         rig, frames, total = _kitti_sample(folder)
     elif layout == "object":
@@ -252,6 +286,8 @@ def convert_kitti(folder: str | Path, out: str | Path, max_frames: int | None = 
                                      lidar_topic="/kitti/velodyne/points", progress=progress, total=total,
                                      per_frame_ground=per_frame_ground)
     summary["layout"] = layout
+    if chosen is not None:
+        summary.update(drive=folder.name, drives=chosen)
     return summary
 
 

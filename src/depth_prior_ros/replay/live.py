@@ -52,15 +52,19 @@ class LiveStats:
 class LiveSession(RosClient):
     """rclpy endpoints around one node: publishers for its inputs, its depth (raw, by stamp), its diagnostics."""
 
-    def __init__(self, namespace: str, label: str):
+    def __init__(self, namespace: str, label: str, segmenting: bool = False):
         from sensor_msgs.msg import CameraInfo, Image
 
         super().__init__(f"depth_prior_replay_{_safe(label)}", namespace)
+        self.segmenting = segmenting  # the node publishes its segmenter's mask on prior/road_mask
+        self.outputs = ["depth"] + (["prior/road_mask"] if segmenting else [])
         self.pub_image = self.publisher(Image, "image")
         self.pub_info = self.publisher(CameraInfo, "camera_info")
         self.pub_mask = self.publisher(Image, "road_mask")
         self.arrivals: dict[int, tuple[float, bytes]] = {}
+        self.road_masks: dict[int, bytes] = {}  # the node's segmenter masks (prior/road_mask), by stamp
         self.subscribe(Image, "depth", self._on_depth, raw=True)
+        self.subscribe(Image, "prior/road_mask", self._on_road_mask, raw=True)
         self.watch_diagnostics(f"{namespace}/depth_node")
 
     def _on_depth(self, raw: bytes) -> None:
@@ -70,13 +74,26 @@ class LiveSession(RosClient):
         header = bag_io.deserialize(raw, bag_io.IMAGE).header  # the stamp says which frame it is
         self.arrivals[bag_io.stamp_to_ns(header.stamp)] = (t, raw)
 
+    def _on_road_mask(self, raw: bytes) -> None:
+        from . import bag_io
+
+        self.road_masks[bag_io.stamp_to_ns(bag_io.deserialize(raw, bag_io.IMAGE).header.stamp)] = raw
+
+    def road_mask(self, stamp: int, timeout: float) -> np.ndarray | None:
+        """The node's road mask of this frame as bool (H, W) (it follows the depth image), or None."""
+        from . import bag_io
+
+        wait_until(lambda: stamp in self.road_masks, timeout, 0.002)
+        raw = self.road_masks.pop(stamp, None)
+        return None if raw is None else bag_io.image_to_numpy(bag_io.deserialize(raw, bag_io.IMAGE)) != 0
+
     @property
     def diagnostics(self) -> dict:
         return self.last_diagnostics() or {}
 
     def ready(self) -> bool:
         """Connected both ways, and the backend has loaded or failed (then the node publishes the prior)."""
-        return self.connected([self.pub_image, self.pub_info], ["depth"]) and \
+        return self.connected([self.pub_image, self.pub_info], self.outputs) and \
             self.diagnostics.get("backend_state") in ("ready", "failed")
 
     def camera_info(self, frame: Frame) -> bytes:
@@ -150,7 +167,7 @@ def _run_backend(bags, config: ReplayConfig, recorder: Recorder, spec: BackendSp
     stats = LiveStats()
     try:
         node.start()
-        session = LiveSession(namespace, label)
+        session = LiveSession(namespace, label, bool(settings.segmentation_weights))
         ready = wait_until(lambda: not node.alive() or session.ready(), config.startup_timeout) and node.alive()
         first = next(iter_frames(bags[0], config.frames, condition_for(config, 0, len(bags))), None)
         if ready and first is not None:
@@ -225,7 +242,9 @@ def _collect(session: LiveSession, pending: dict, recorder: Recorder, label: str
         msg = bag_io.deserialize(raw, bag_io.IMAGE)
         depth = depth_from_image(bag_io.image_to_numpy(msg), str(msg.encoding))
         stats.received += 1
-        recorder.record(label, item.frame, depth, latency_ms=(t_recv - item.published_at) * 1e3)
+        mask = session.road_mask(stamp, config.frame_timeout) if session.segmenting else (
+            item.frame.road_mask_input if config.node_params.get("use_road_mask") else None)
+        recorder.record(label, item.frame, depth, latency_ms=(t_recv - item.published_at) * 1e3, road_mask=mask)
     now = time.monotonic()
     for stamp in list(pending):
         item = pending[stamp]

@@ -16,8 +16,9 @@ Protocol (what "the evaluated pixels" are and how p is scaled first):
     fraction of evaluated ground-truth pixels that had a prediction;
   - scaling: "metric" (the published depth as it is), "prior" (the caller passes the per-frame
     prior-aligned depth), "median" (p * median(g) / median(p), the self-supervised convention) or
-    "lstsq" (least-squares scale and shift of p against g); then p is clipped to [min_depth, max_depth]
-    as in the monodepth2 evaluation.
+    "lstsq" (least-squares scale and shift of p against g) or "disparity_lstsq" (least-squares scale and
+    shift in disparity, 1/g ~ s / p + t: the oracle of an affine-disparity network, as MiDaS evaluates);
+    then p is clipped to [min_depth, max_depth] as in the monodepth2 evaluation.
 Frames are averaged with equal weight (per-image means, as the benchmarks do).
 """
 from __future__ import annotations
@@ -28,7 +29,7 @@ import numpy as np
 
 METRIC_NAMES = ("abs_rel", "sq_rel", "rmse", "rmse_log", "silog", "delta1", "delta2", "delta3")
 LOWER_IS_BETTER = {"abs_rel", "sq_rel", "rmse", "rmse_log", "silog"}
-SCALING_MODES = ("metric", "prior", "median", "lstsq")
+SCALING_MODES = ("metric", "prior", "median", "lstsq", "disparity_lstsq")
 CROPS = ("none", "garg", "eigen")
 
 # (top, bottom, left, right) as fractions of the image: the values from the papers at 375x1242.
@@ -182,9 +183,14 @@ def score_frame(pred: np.ndarray, gt: np.ndarray, protocol: EvalProtocol, region
     scale, shift = 1.0, 0.0
     if p.size and protocol.scaling == "median":
         scale = median_scale(p, g)
+        p = p * scale
     elif p.size >= 2 and protocol.scaling == "lstsq":
         scale, shift = lstsq_scale_shift(p, g)
-    p = p * scale + shift
+        p = p * scale + shift
+    elif p.size >= 2 and protocol.scaling == "disparity_lstsq":
+        scale, shift = lstsq_scale_shift(1.0 / p, 1.0 / g)
+        disparity = scale / p + shift
+        p = np.where(disparity > 0, 1.0 / np.maximum(disparity, 1e-12), protocol.max_depth)
     if protocol.clip_prediction:
         p = np.clip(p, protocol.min_depth, protocol.max_depth)
     p = np.maximum(p, 1e-6)  # an lstsq shift may push a few values below zero

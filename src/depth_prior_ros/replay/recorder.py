@@ -124,13 +124,21 @@ class Recorder:
         self._previews: dict[tuple[str, str], int] = {}
 
     def record(self, label: str, frame: Frame, depth: np.ndarray | None, *, processing_ms=None, latency_ms=None,
-               dropped=False, source="", error=None, prior_aligned=None) -> FrameRecord:
+               dropped=False, source="", error=None, prior_aligned=None, problem=None, road_mask=None,
+               scale_change=None, fit_change=None) -> FrameRecord:
+        """``problem``: the pipeline's (offline); a depth with no finite pixel is "empty_output" either way.
+        ``road_mask``: the mask the pipeline used (its segmenter's, or the bag's), for the embodied table."""
         scores = score(frame, depth, self.config, prior_aligned) if depth is not None else {}
+        if problem is None and depth is not None and not np.isfinite(depth).any():
+            problem = "empty_output"
         rec = FrameRecord(label, frame.bag, frame.condition, frame.index, frame.stamp_ns, scores, processing_ms,
-                          latency_ms, dropped, source, error, frame.gt_source, frame.gt_agreement)
+                          latency_ms, dropped, source, error, frame.gt_source, frame.gt_agreement, problem,
+                          scale_change, fit_change)
         self.report.add(rec)
         if depth is None:
             return rec
+        if self.report.embodied is not None and frame.gt is not None:
+            self.report.embodied.add(label, depth, frame.gt, road_mask)
         if frame.gt is not None:
             self.report.distance_bins(label, frame.condition).add_frame(depth, frame.gt, self.config.protocol)
             if frame.road is not None:

@@ -19,6 +19,7 @@ import numpy as np
 from ..output_paths import check_apart_from_inputs, check_report_folder
 from .bag_io import BagError
 from .config import ReplayConfig, ReplayError, condition_for, node_settings
+from .embodied import EmbodiedTable
 from .frames import iter_frames
 from .live import run_live
 from .recorder import OutputBag, Recorder
@@ -28,12 +29,13 @@ from .report import RunReport
 def frame_alignment(result, pipeline) -> np.ndarray | None:
     """The raw prediction aligned to this frame's prior alone (no temporal filter): scaling "prior"."""
     from ..align import align_to_prior
+    from ..pipeline import trusted_confidence
 
     pred = result.prediction
     if pred is None:
         return None
-    fit = align_to_prior(pred.values, pred.kind, result.prior.depth, result.prior.confidence, pred.valid,
-                         pipeline.config.align)
+    fit = align_to_prior(pred.values, pred.kind, result.prior.depth,
+                         trusted_confidence(result.prior, result.road_mask), pred.valid, pipeline.config.align)
     return fit.depth
 
 
@@ -55,6 +57,8 @@ def run_replay(bags: list[str | Path], out_dir: str | Path, config: ReplayConfig
                 "started": time.strftime("%Y-%m-%dT%H:%M:%S")}
     _remove_stale_outputs(out)
     report = RunReport(out, run_info, regions=["all", "road"], scalings=list(config.scalings))
+    if config.embodied:
+        report.embodied = EmbodiedTable(config.protocol)
     out_bag = None
     try:
         # Check every bag and the configuration before spending time on any frame.
@@ -116,18 +120,24 @@ def run_offline(bags: list[Path], config: ReplayConfig, recorder: Recorder) -> N
     from ..models.registry import create_backend
     from ..pipeline import DepthPipeline, FrameError
 
+    from ..parameters import ParameterError
+    from .stability import applied_change
+
     pipelines = {}
     for spec in config.backends:
         settings = node_settings(config, spec)
         try:
             backend = create_backend(settings.backend, **settings.backend_kwargs())
-        except BackendError as exc:
+            segmenter = settings.segmenter()
+        except (BackendError, ParameterError) as exc:
             raise ReplayError(f"backend '{spec.display}' cannot be loaded: {exc}") from exc
-        pipelines[spec.display] = (DepthPipeline(backend, settings.pipeline), settings.use_road_mask)
+        pipelines[spec.display] = (DepthPipeline(backend, settings.pipeline, segmenter, settings.segmentation_every),
+                                   settings.use_road_mask)
     want_prior_aligned = "prior" in config.scalings
     report = recorder.report
     warmed: set[str] = set()
     for i, bag in enumerate(bags):
+        previous: dict[str, tuple] = {}  # label -> (published params, own fit params) of the last frame
         for pipe, _ in pipelines.values():
             pipe.reset()  # each bag is a new sequence: no filter state, no cached prior from the last one
         stats: dict = {}
@@ -149,9 +159,25 @@ def run_offline(bags: list[Path], config: ReplayConfig, recorder: Recorder) -> N
                         recorder.record(label, frame, None, dropped=True, error=str(exc))
                         continue
                     aligned = frame_alignment(result, pipe) if want_prior_aligned else None
+                    changes = _scale_changes(result, previous, label, applied_change)
                     recorder.record(label, frame, result.depth, processing_ms=result.timings_ms.get("total"),
-                                    source=result.source, error=result.backend_error, prior_aligned=aligned)
+                                    source=result.source, error=result.backend_error, prior_aligned=aligned,
+                                    problem=result.problem, road_mask=result.road_mask, scale_change=changes[0],
+                                    fit_change=changes[1])
                 report.checkpoint()
+
+
+def _scale_changes(result, previous: dict, label: str, applied_change) -> tuple[float | None, float | None]:
+    """(published, own-fit) frame-to-frame change of the applied scale (replay.stability); updates ``previous``.
+    None without an alignment applied (the prior's frames, metric depth published as it is)."""
+    fit, pred = result.alignment, result.prediction
+    if fit is None or pred is None or result.source != "network" or pred.kind == "metric_depth":
+        previous.pop(label, None)
+        return None, None
+    last = previous.get(label, (None, None))
+    previous[label] = (fit.params, fit.frame_params)
+    return (applied_change(pred.kind, last[0], fit.params, pred.values),
+            applied_change(pred.kind, last[1], fit.frame_params, pred.values))
 
 
 def _warmup(pipe, width: int, height: int, report: RunReport) -> None:

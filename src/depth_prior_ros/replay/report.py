@@ -19,7 +19,10 @@ from pathlib import Path
 
 import numpy as np
 
+from ..pipeline import PROBLEMS
+from .embodied import EmbodiedTable
 from .metrics import METRIC_NAMES, DistanceErrors, FrameScore, mean_metrics
+from .stability import stability, stability_markdown
 
 ALL = "all"  # the condition name of the overall aggregate
 LOST_TO_DAMAGE = "bag_damage"  # FrameRecord.source of a frame a damaged bag record took away
@@ -118,6 +121,9 @@ class FrameRecord:
     error: str | None = None
     gt_source: str = ""
     gt_agreement: float | None = None    # AbsRel of LiDAR GT vs depth-topic GT where both exist
+    problem: str | None = None           # "empty_output" | "no_agreement" (pipeline.PROBLEMS): wrong, no error
+    scale_change: float | None = None    # published alignment vs the previous frame's (replay.stability)
+    fit_change: float | None = None      # this frame's own fit vs the previous frame's
 
 
 @dataclass
@@ -145,6 +151,7 @@ class RunReport:
         self.notes: list[str] = []
         self.live_stats: dict[str, dict] = {}
         self.integrity: dict[str, dict] = {}  # bag path -> what its check found (BagIntegrity.to_dict)
+        self.embodied: EmbodiedTable | None = None  # the VLE table, when the replay asks for it
         self.output_bag: str | None = None
         self.complete = False
         self.error: str | None = None
@@ -208,7 +215,8 @@ class RunReport:
         for backend in self.backends:
             recs = [r for r in self.records if r.backend == backend]
             entry = {"frames": len(recs), "dropped": sum(r.dropped for r in recs),
-                     "frames_with_error": sum(1 for r in recs if r.error)}
+                     "frames_with_error": sum(1 for r in recs if r.error),
+                     **{f"frames_{p}": sum(1 for r in recs if r.problem == p) for p in PROBLEMS}}
             for key in ("processing_ms", "latency_ms"):
                 values = np.array([getattr(r, key) for r in recs if getattr(r, key) is not None], dtype=float)
                 if values.size:
@@ -292,12 +300,16 @@ class RunReport:
             lines.append(f"- ground truth check, LiDAR projection vs depth topic: AbsRel mean "
                          f"{agreement['abs_rel_mean']:.4f}, max {agreement['abs_rel_max']:.4f} "
                          f"over {agreement['frames']} frames")
+        lines += self.problem_lines()
         lines.append("")
         for region in self.active_regions:
             for scaling in self.scalings:
                 lines += [f"## {region} pixels, scaling `{scaling}`", "",
                           self.table(region, scaling, markdown=True), ""]
         lines += ["## Timing", "", self.timing_table(markdown=True), ""]
+        lines += stability_markdown(self.stability())
+        if self.embodied is not None:
+            lines += self.embodied.markdown()
         if self.notes:
             lines += ["## Notes", ""] + [f"- {n}" for n in self.notes] + [""]
         plots = [p for p in ("plots/error_vs_distance.png", "plots/per_condition.png", "plots/latency.png")
@@ -311,11 +323,27 @@ class RunReport:
                   "- `frames.csv`: one row per backend, frame, region and scaling", ""]
         return "\n".join(lines)
 
+    def problem_lines(self) -> list[str]:
+        """A warning line per backend whose output was wrong without an error (#13: never silent)."""
+        lines = []
+        for backend, t in self.timing().items():
+            for problem, text in (("empty_output", "published no valid depth"),
+                                  ("no_agreement", "disagreed with the embodied prior")):
+                if t.get(f"frames_{problem}"):
+                    lines.append(f"- **warning**: `{backend}` {text} on {t[f'frames_{problem}']} of {t['frames']} "
+                                 f"frames ({problem})")
+        return lines
+
+    def stability(self) -> dict:
+        return stability(self.records)
+
     # ----------------------------------------------------------------- files
     def metrics_json(self) -> dict:
         return {"complete": self.complete, "error": self.error, "run": self.run_info,
                 "damaged": bool(self.damaged_bags()), "integrity": self.integrity,
                 "summary": self.summary(), "timing": self.timing(), "gt_agreement": self.gt_agreement(),
+                "stability": self.stability(),
+                "embodied": self.embodied.table() if self.embodied is not None else None,
                 "distance": {f"{b}/{c}/{r}": d.table() for (b, c, r), d in self.distance.items()},
                 "notes": self.notes, "output_bag": self.output_bag,
                 "previews": [p.path for p in self.previews],
@@ -326,10 +354,11 @@ class RunReport:
         writer = csv.writer(buf, lineterminator="\n")
         writer.writerow(["backend", "bag", "condition", "frame", "stamp_ns", "region", "scaling", *METRIC_NAMES,
                          "pixels", "coverage", "scale", "shift", "processing_ms", "latency_ms", "dropped",
-                         "source", "gt_source", "gt_agreement", "error"])
+                         "source", "gt_source", "gt_agreement", "error", "problem", "scale_change", "fit_change"])
         for r in self.records:
             common_tail = [_fmt(r.processing_ms), _fmt(r.latency_ms), int(r.dropped), r.source, r.gt_source,
-                           _fmt(r.gt_agreement, 6), r.error or ""]
+                           _fmt(r.gt_agreement, 6), r.error or "", r.problem or "", _fmt(r.scale_change, 6),
+                           _fmt(r.fit_change, 6)]
             if not r.scores:
                 writer.writerow([r.backend, r.bag, r.condition, r.index, r.stamp_ns, "", "",
                                  *([""] * len(METRIC_NAMES)), "", "", "", "", *common_tail])

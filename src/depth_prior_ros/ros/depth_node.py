@@ -1,15 +1,19 @@
 """depth_node: image + camera_info + pose -> metric depth, its camera_info, colourised depth, points,
-the prior, and /diagnostics (topics and parameters: README).
+the prior, the road mask of its segmenter (``prior/road_mask``, with ``segmentation_weights``), and
+/diagnostics (topics and parameters: README).
 
 Failure policy:
 - Configuration errors stop the node at start with one sentence naming the parameter and exit status
   2: an unknown ``backend`` name, a ``weights`` path that does not exist, a malformed value (bad JSON in
-  ``backend_options``, min_depth >= max_depth, ...). Retrying cannot fix those.
+  ``backend_options``, min_depth >= max_depth, ...), a road segmenter that cannot be loaded. Retrying
+  cannot fix those.
 - Runtime failures of the network degrade instead (backend_manager.py): if the backend cannot be built
   or warmed up, the node publishes the metric prior, reports ERROR and retries every 10 s; a frame on
   which the network throws falls back to the prior and marks that diagnostics period ERROR.
-- A bad message (encoding, step, size, camera_info mismatch or invalid, missing pose) drops that frame
-  with a throttled warning, a counter per reason and a WARN diagnostic; the node keeps running.
+- A bad message (encoding, step, size, camera_info mismatch or invalid, missing pose, an image the
+  model card's input bounds refuse) drops that frame with a throttled warning, a counter per reason and
+  a WARN diagnostic; the node keeps running. Output that is wrong without an error (no valid pixel, a
+  network that disagrees with the prior) is counted and diagnosed too (output_checks.py).
 Threading: the executor thread runs the callbacks and the diagnostics timer; they only validate in
 O(1), store and count, and the image callback hands the newest frame to a one-slot mailbox. One worker
 thread does the frame work (pose lookup, prior, network, publishing), so a tf lookup waiting in it
@@ -20,6 +24,7 @@ from __future__ import annotations
 import sys
 import time
 
+import numpy as np
 from rclpy.node import Node
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 
@@ -27,10 +32,11 @@ from ..colorize import colorize_depth
 from ..parameters import DEPTH_NODE, parse_depth_params
 from ..pipeline import DepthPipeline, FrameError
 from .backend_manager import RETRY_PERIOD_S, BackendManager
-from .conversions import (ConversionError, PointCloudBuilder, camera_info_with_header, check_image_layout,
+from .conversions import (ConversionError, PointCloudBuilder, camera_info_with_header,
                           decode_image, depth_image_msg, image_msg, rgb_view, to_rgb)
 from .diagnostics import DiagnosticReport, DiagnosticsPublisher, LatencyStats
-from .inputs import CameraInfoInput, RoadMaskInput
+from .inputs import CameraInfoInput, ImageInput, RoadMaskInput
+from .output_checks import OutputChecks
 from .params import declare_and_read
 from .pose_source import make_pose_source, report_pose
 from .qos import publisher_qos, subscription_qos
@@ -38,7 +44,7 @@ from .runtime import FrameLog, run_node
 from .worker import Frame, FrameDropped, FrameMailbox, FrameWorker
 
 DROP_REASONS = ("busy", "invalid_image", "no_camera_info", "invalid_camera_info", "camera_info_mismatch",
-                "no_pose", "road_mask_mismatch", "bad_frame", "error")
+                "no_pose", "road_mask_mismatch", "network_input_rejected", "bad_frame", "error")
 
 
 class DepthNode(Node):
@@ -50,7 +56,11 @@ class DepthNode(Node):
         self.log = FrameLog(self)
         self.pose_source = make_pose_source(self, s.pose)
         self.get_logger().info(f"camera pose from {self.pose_source.description}")
-        self.pipeline = DepthPipeline(None, s.pipeline)
+        self.pipeline = DepthPipeline(None, s.pipeline, s.segmenter(), s.segmentation_every)
+        if self.pipeline.segmentation is not None:
+            self.get_logger().info(f"road segmenter every {s.segmentation_every} frame(s): "
+                                   f"{self.pipeline.segmentation.segmenter.describe()}")
+        self.output_checks = OutputChecks()
         self.backends = BackendManager(s.backend, s.backend_kwargs(), self.get_logger().info,
                                        self.get_logger().error, retry_period)
         self.points = PointCloudBuilder(s.points_decimation)
@@ -60,7 +70,6 @@ class DepthNode(Node):
         qos = subscription_qos(s.qos)
         self.camera_info = CameraInfoInput(self, qos, self.log.warn)
         self.road_mask = RoadMaskInput(self, qos, self.log.warn) if s.use_road_mask else None
-        self.create_subscription(Image, "image", self._on_image, qos)
         # outputs (reliable, keep last 1: best-effort and reliable subscribers both connect)
         out = publisher_qos(1)
         self.pub_depth = self.create_publisher(Image, "depth", out)
@@ -68,8 +77,10 @@ class DepthNode(Node):
         self.pub_colored = self.create_publisher(Image, "depth/colored", out) if s.publish_colored else None
         self.pub_points = self.create_publisher(PointCloud2, "depth/points", out) if s.publish_points else None
         self.pub_prior = self.create_publisher(Image, "prior/depth", out) if s.publish_prior else None
-        # frame hand-off, worker and diagnostics
+        self.pub_road = self.create_publisher(Image, "prior/road_mask", out) if s.segmentation_weights else None
+        # frame hand-off (the image callback: O(1) checks, then the mailbox), worker and diagnostics
         self.mailbox = FrameMailbox()
+        self.images = ImageInput(self, qos, self.camera_info, self.mailbox, self.log.dropped)
         self.latency = LatencyStats()
         self.worker = FrameWorker(self.mailbox, self._process, self.log.dropped, self.log.failed,
                                   prepare=lambda: self.backends.load(self.camera_info.size),
@@ -87,22 +98,6 @@ class DepthNode(Node):
         self.worker.stop()
         self.backends.stop()
 
-    # executor thread: O(1) checks, then the mailbox ------------------------------------------
-    def _on_image(self, msg) -> None:
-        received_at = time.perf_counter()
-        try:
-            check_image_layout(msg.encoding, msg.width, msg.height, msg.step, len(msg.data))
-            info, camera = self.camera_info.for_image(msg.width, msg.height)
-        except ConversionError as exc:
-            drop = FrameDropped("invalid_image", str(exc))
-        except FrameDropped as dropped:
-            drop = dropped
-        else:
-            self.mailbox.put(Frame(msg, received_at, camera, info))
-            return
-        self.mailbox.reject(drop.reason)
-        self.log.dropped(drop)
-
     # worker thread ----------------------------------------------------------------------------
     def _process(self, frame: Frame) -> None:
         msg, camera, header = frame.msg, frame.camera, frame.msg.header
@@ -116,17 +111,21 @@ class DepthNode(Node):
         except ConversionError as exc:  # already checked in the callback; kept for safety
             raise FrameDropped("invalid_image", str(exc)) from exc
         # Without a network only the shape and point colours are read: a view saves a full-frame copy.
-        image = to_rgb(pixels, msg.encoding) if self.pipeline.has_network else rgb_view(pixels, msg.encoding)
+        needs_pixels = self.pipeline.has_network or self.pipeline.segmentation is not None
+        image = to_rgb(pixels, msg.encoding) if needs_pixels else rgb_view(pixels, msg.encoding)
         pose = self.pose_source.lookup(header.frame_id, header.stamp)
         mask = self.road_mask.for_camera(camera) if self.road_mask is not None else None
         t1 = time.perf_counter()
         try:
             result = self.pipeline.process(image, camera, pose, mask)
         except FrameError as exc:
-            raise FrameDropped("bad_frame", str(exc)) from exc
+            raise FrameDropped(exc.reason, str(exc)) from exc
         self.backends.record_frame(result.backend_error)
         if result.backend_error:
             self.log.error("backend", f"backend failed on a frame, published the prior: {result.backend_error}")
+        problem = self.output_checks.record(result)
+        if problem:
+            self.log.warn(result.problem, problem)
         t2 = time.perf_counter()
         publish_timings = self._publish(result, frame.info, camera, header, image)
         t3 = time.perf_counter()
@@ -164,6 +163,9 @@ class DepthNode(Node):
         if self.pub_prior is not None and self.pub_prior.get_subscription_count() > 0:
             self.pub_prior.publish(depth_image_msg(result.prior.depth, header, "32FC1"))
             lap("prior")
+        if self.pub_road is not None and result.road_mask is not None and self.pub_road.get_subscription_count() > 0:
+            self.pub_road.publish(image_msg(result.road_mask.astype(np.uint8) * np.uint8(255), "mono8", header))
+            lap("road_mask")
         return timings
 
     # executor thread: diagnostics -------------------------------------------------------------
@@ -173,6 +175,7 @@ class DepthNode(Node):
             self.road_mask.report(report)
         report_pose(self.pose_source, report)
         self.backends.report(report)
+        self.output_checks.report(report)
         result = self._last_result
         report.add("output_source", result.source if result is not None else "none")
         fit = result.alignment if result is not None else None

@@ -1,6 +1,7 @@
-"""The camera inputs a node owns: camera_info (parsed once per calibration) and the optional road mask.
+"""The camera inputs a node owns: camera_info (parsed once per calibration), the image stream and the
+optional road mask.
 
-Both run their callbacks on the executor thread and only validate and store; the worker thread asks
+All run their callbacks on the executor thread and only validate and store; the worker thread asks
 for the camera or the mask of a frame and gets a FrameDropped (with its reason) when there is none.
 """
 from __future__ import annotations
@@ -13,7 +14,7 @@ from sensor_msgs.msg import CameraInfo, Image
 
 from .conversions import MASK_ENCODINGS, ConversionError, camera_from_info, check_image_layout, mask_from_image_msg
 from .diagnostics import WARN, DiagnosticReport
-from .worker import FrameDropped
+from .worker import Frame, FrameDropped, FrameMailbox
 
 
 def _info_key(msg) -> tuple:
@@ -127,3 +128,28 @@ class RoadMaskInput:
 
     def report(self, report: DiagnosticReport) -> None:
         report.add("road_masks_rejected", self.rejected)
+
+
+class ImageInput:
+    """Subscribes ``image``; each message whose layout and camera_info check out in O(1) becomes a Frame in
+    the mailbox, any other is counted there as dropped with its reason (and logged by ``on_drop``)."""
+
+    def __init__(self, node, qos, camera_info: CameraInfoInput, mailbox: FrameMailbox,
+                 on_drop: Callable[[FrameDropped], object]):
+        self._camera_info, self._mailbox, self._on_drop = camera_info, mailbox, on_drop
+        node.create_subscription(Image, "image", self._on_msg, qos)
+
+    def _on_msg(self, msg) -> None:
+        received_at = time.perf_counter()
+        try:
+            check_image_layout(msg.encoding, msg.width, msg.height, msg.step, len(msg.data))
+            info, camera = self._camera_info.for_image(msg.width, msg.height)
+        except ConversionError as exc:
+            drop = FrameDropped("invalid_image", str(exc))
+        except FrameDropped as dropped:
+            drop = dropped
+        else:
+            self._mailbox.put(Frame(msg, received_at, camera, info))
+            return
+        self._mailbox.reject(drop.reason)
+        self._on_drop(drop)

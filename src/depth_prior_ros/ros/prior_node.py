@@ -3,8 +3,11 @@
 Each camera_info (drivers publish one per image, with the image's header) triggers one prior for
 that header: ``prior/depth`` (32FC1 metres, NaN unknown), ``prior/mask`` (mono8 source codes:
 0 none, 1 road, 2 ground, 3 vertical surface, 4 inpainted; see depth_prior_ros.prior.SOURCE_NAMES)
-and ``prior/camera_info``. Pose, road mask, frame accounting and /diagnostics work as in depth_node;
-its parameters are the spec's prior_node subset (depth_prior_ros.parameters).
+and ``prior/camera_info``. With a road segmenter (``segmentation_weights``) the node needs the
+pixels: each ``image`` is then the frame (camera_info only calibrates), segmented every
+``segmentation_every``-th frame, and its mask is published as ``prior/road_mask`` too. Pose, road mask,
+frame accounting and /diagnostics work as in depth_node; its parameters are the spec's prior_node
+subset (depth_prior_ros.parameters).
 """
 from __future__ import annotations
 
@@ -15,12 +18,13 @@ import numpy as np
 from rclpy.node import Node
 from sensor_msgs.msg import CameraInfo, Image
 
+from ..models.segmentation import SegmentationSchedule
 from ..parameters import PRIOR_NODE, parse_prior_params
 from ..prior.cache import ScenePriorCache
 from ..prior.scene import SOURCE_NONE
-from .conversions import camera_info_with_header, depth_image_msg, image_msg
+from .conversions import camera_info_with_header, depth_image_msg, image_msg, rgb_from_image_msg
 from .diagnostics import DiagnosticReport, DiagnosticsPublisher, LatencyStats
-from .inputs import CameraInfoInput, RoadMaskInput
+from .inputs import CameraInfoInput, ImageInput, RoadMaskInput
 from .params import declare_and_read
 from .pose_source import make_pose_source, report_pose
 from .qos import publisher_qos, subscription_qos
@@ -28,6 +32,7 @@ from .runtime import FrameLog, run_node
 from .worker import Frame, FrameDropped, FrameMailbox, FrameWorker
 
 DROP_REASONS = ("busy", "invalid_camera_info", "no_pose", "road_mask_mismatch", "bad_frame", "error")
+IMAGE_DROP_REASONS = ("invalid_image", "no_camera_info", "camera_info_mismatch")  # with a segmenter
 
 
 class PriorNode(Node):
@@ -41,23 +46,30 @@ class PriorNode(Node):
         self.get_logger().info(f"camera pose from {self.pose_source.description}")
         cfg = s.pipeline
         self.priors = ScenePriorCache(cfg.prior_mode, cfg.min_depth, cfg.max_depth)
+        segmenter = s.segmenter()
+        self.segmentation = None if segmenter is None else SegmentationSchedule(segmenter, s.segmentation_every)
 
-        # inputs: every camera_info is a frame
+        # inputs: every camera_info is a frame (every image, with a segmenter)
         qos = subscription_qos(s.qos)
-        self.camera_info = CameraInfoInput(self, qos, self.log.warn, on_info=self._on_camera_info)
+        self.camera_info = CameraInfoInput(self, qos, self.log.warn,
+                                           on_info=self._on_camera_info if segmenter is None else None)
         self.road_mask = RoadMaskInput(self, qos, self.log.warn) if s.use_road_mask else None
         # outputs
         out = publisher_qos(1)
         self.pub_depth = self.create_publisher(Image, "prior/depth", out)
         self.pub_mask = self.create_publisher(Image, "prior/mask", out)
         self.pub_info = self.create_publisher(CameraInfo, "prior/camera_info", out)
+        self.pub_road = self.create_publisher(Image, "prior/road_mask", out) if segmenter is not None else None
         # frame hand-off, worker and diagnostics
         self.mailbox = FrameMailbox()
+        if segmenter is not None:
+            self.images = ImageInput(self, qos, self.camera_info, self.mailbox, self.log.dropped)
         self.latency = LatencyStats()
         self.worker = FrameWorker(self.mailbox, self._process, self.log.dropped, self.log.failed,
                                   name=f"{self.NODE_NAME}_worker")
+        reasons = DROP_REASONS + (IMAGE_DROP_REASONS if segmenter is not None else ())
         self.diagnostics = DiagnosticsPublisher(self, "prior", s.diagnostics_period, self.mailbox, self.latency,
-                                                DROP_REASONS, self._report)
+                                                reasons, self._report)
         self.context.on_shutdown(self.mailbox.close)
 
     def start(self) -> None:
@@ -80,6 +92,10 @@ class PriorNode(Node):
         t0 = time.perf_counter()
         pose = self.pose_source.lookup(header.frame_id, header.stamp)
         mask = self.road_mask.for_camera(camera) if self.road_mask is not None else None
+        if mask is None and self.segmentation is not None:
+            mask = self.segmentation.road_mask(rgb_from_image_msg(frame.msg))
+            if self.pub_road.get_subscription_count() > 0:
+                self.pub_road.publish(image_msg(mask.astype(np.uint8) * np.uint8(255), "mono8", header))
         try:
             prior = self.priors.prior(camera, pose, mask, inpaint=self.settings.pipeline.inpaint)
         except ValueError as exc:  # pose or mask the prior cannot use
