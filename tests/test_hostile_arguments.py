@@ -76,7 +76,7 @@ ROLES = {
     ("replay", "--param"): PARAMS, ("replay", "--condition"): TEXT,
     **{("replay", f"--{t}"): TEXT for t in ("image-topic", "camera-info-topic", "gt-topic", "lidar-topic",
                                             "road-mask-topic", "labels-topic", "ground-frame", "fixed-frame")},
-    ("bag from-kitti", "folder"): IN_PATHS, ("bag from-kitti", "--out"): OUT_DIRS,
+    ("bag from-kitti", "folder"): IN_PATHS, ("bag from-kitti", "--out"): OUT_DIRS, ("bag from-kitti", "--drive"): TEXT,
     ("bag from-nuscenes", "root"): IN_PATHS, ("bag from-nuscenes", "--out"): OUT_DIRS,
     **{("bag from-nuscenes", o): TEXT for o in ("--version", "--scene", "--camera", "--lidar")},
     ("bag synth", "--out"): OUT_DIRS, ("bag synth", "--conditions"): TEXT, ("bag synth", "--preset"): TEXT,

@@ -82,8 +82,8 @@ def network_size(height: int, width: int, spec: InputSpec) -> tuple[int, int]:
         size = round_to_multiple(height * scale, m), round_to_multiple(width * scale, m)
     if size[0] * size[1] > spec.max_input_pixels:
         raise NetworkInputRejected(f"a {width}x{height} image needs a {size[1]}x{size[0]} network input "
-                                   f"({size[0] * size[1] / 1e6:.3g} megapixels), more than the model card's "
-                                   f"max_input_pixels {spec.max_input_pixels}")
+                                   f"({size[0] * size[1] / 1e6:.3g} megapixels): more than {spec.max_input_pixels:,} "
+                                   f"pixels, the model card's max_input_pixels {spec.max_input_pixels}")
     return size
 
 
