@@ -120,3 +120,35 @@ def test_filter_smooths_gates_outliers_and_resets():
     assert f.params() is None
     with pytest.raises(ValueError, match="alpha"):
         ScaleFilter(alpha=0.0)
+
+
+def test_a_prediction_valid_at_3000_scattered_pixels_fits_as_well_as_a_dense_one():
+    """Issue #12 item 3: 3,000 valid pixels of a 1600x900 frame (the stride grid would see ~37 of them,
+    too few for a fit) recover the affine-disparity map to AbsRel within 1.2x of the dense prediction."""
+    from depth_prior_ros.align import apply_model
+
+    K_hd = np.array([[1250.0, 0, 800], [0, 1250.0, 450], [0, 0, 1]])
+    cam = PinholeCamera(K_hd, 1600, 900)
+    T = pose_from_static(1.5, np.radians(1.5))
+    ground = ground_depth(K_hd, 1600, 900, T, max_depth=80.0)
+    road = np.isfinite(ground)
+    road[560:700, 300:700] = False  # two cars standing on the road
+    road[520:640, 1000:1300] = False
+    truth = scene_prior(cam, T, road, mode="scene", max_depth=80.0).depth
+    rng = np.random.default_rng(5)
+    a_true, b_true = 0.37, 0.012
+    dense = (1.0 / truth - b_true) / a_true * (1.0 + rng.uniform(-0.05, 0.05, truth.shape))
+    sparse = np.full_like(dense, np.nan)
+    keep = rng.choice(np.flatnonzero(np.isfinite(truth)), 3000, replace=False)
+    sparse.ravel()[keep] = dense.ravel()[keep]
+
+    fits = {name: align_to_prior(pred, "affine_disparity", ground) for name, pred in
+            (("dense", dense), ("sparse", sparse))}
+    assert fits["sparse"].ok and fits["sparse"].n_samples > 1000  # drawn from the valid set, not the grid
+    # The recovered map, applied to the whole (dense) prediction, is what the fit is judged by.
+    err = {name: abs_rel(apply_model("affine_disparity", dense, fit.params, 0.5, 80.0), truth)[0]
+           for name, fit in fits.items()}
+    assert err["dense"] < 0.03
+    assert err["sparse"] <= 1.2 * err["dense"], err
+    # Its own valid pixels come out aligned too.
+    assert abs_rel(fits["sparse"].depth, truth)[0] <= 1.2 * err["dense"]

@@ -70,13 +70,26 @@ class Alignment:
 
 
 # --------------------------------------------------------------------------- sampling
+def _usable(p, y, w, valid, config: AlignConfig) -> np.ndarray:
+    """Bool mask (same shape) of samples where prediction, prior and weight are all usable."""
+    with np.errstate(invalid="ignore"):
+        ok = np.isfinite(p) & np.isfinite(y) & (y > 0) & (w >= config.min_confidence)
+    if valid is not None:
+        ok &= valid.astype(bool)
+    return ok
+
+
 def sample_fit_pixels(prediction: np.ndarray, prior: np.ndarray, weight: np.ndarray | None,
                       valid: np.ndarray | None, config: AlignConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Pick up to ``max_samples`` pixels where prediction and prior are both usable.
 
-    A strided grid first (cheap on a full-HD frame: no full-size masks), then a random subset. The inputs
-    may be torch tensors on any device: only the grid comes to the host.
-    Returns p (N,), y (N,) prior depth, w (N,) weights, all float64 numpy.
+    A strided grid first (cheap on a full-HD frame: no full-size masks), then a random subset. A sparse
+    prediction (NaN outside a few thousand pixels, e.g. kept only at LiDAR returns) leaves the grid with
+    few usable pixels: 5,000 scattered over 1600x900 give the grid about 62. When the grid keeps fewer
+    than a quarter of ``max_samples``, the usable set of the whole frame is found once and sampled
+    instead (one full-size mask: only paid by sparse predictions or priors).
+    The inputs may be torch tensors on any device: only the grid (or, when sparse, the frame) comes to
+    the host. Returns p (N,), y (N,) prior depth, w (N,) weights, all float64 numpy.
     """
     H, W = prior.shape
     stride = max(1, int(np.sqrt(H * W / (3.0 * config.max_samples))))
@@ -85,10 +98,13 @@ def sample_fit_pixels(prediction: np.ndarray, prior: np.ndarray, weight: np.ndar
     p = to_host(prediction[grid]).ravel()
     y = to_host(prior[grid]).ravel()
     w = to_host(weight[grid]).ravel() if weight is not None else np.ones_like(y)
-    ok = np.isfinite(p) & np.isfinite(y) & (y > 0) & (w >= config.min_confidence)
-    if valid is not None:
-        ok &= to_host(valid[grid]).ravel().astype(bool)
+    ok = _usable(p, y, w, None if valid is None else to_host(valid[grid]).ravel(), config)
     idx = np.flatnonzero(ok)
+    if stride > 1 and idx.size < config.max_samples // 4:
+        # Too sparse for the grid: every usable pixel of the frame is a candidate.
+        p, y = to_host(prediction).ravel(), to_host(prior).ravel()
+        w = to_host(weight).ravel() if weight is not None else np.ones_like(y)
+        idx = np.flatnonzero(_usable(p, y, w, None if valid is None else to_host(valid).ravel(), config))
     if idx.size > config.max_samples:
         rng = np.random.default_rng(config.seed)
         idx = rng.choice(idx, config.max_samples, replace=False)
