@@ -14,8 +14,9 @@ def test_demo_backends_add_the_student_only_when_its_weights_exist(tmp_path):
     folder.mkdir()
     (folder / "model.safetensors").write_bytes(b"")
     specs = demo_backends(folder)
-    assert [b.display for b in specs] == ["demo_student", "prior_only"]
+    assert [b.display for b in specs] == ["demo_student_fused", "demo_student", "prior_only"]
     assert specs[0].weights.endswith("model.safetensors") and specs[0].name == "ssd_student"
+    assert [b.node_params()["fusion"] for b in specs[:2]] == ["confidence", "off"]
 
 
 @pytest.mark.ros

@@ -21,7 +21,7 @@ def test_prior_only_publishes_the_metric_ground_prior():
     ok = np.isfinite(expected) & (expected >= 0.5)
     np.testing.assert_allclose(result.depth[ok], expected[ok], rtol=1e-6)
     assert result.source == "prior" and result.backend_error is None
-    assert set(result.timings_ms) == {"prior", "network", "align", "total"}
+    assert set(result.timings_ms) == {"prior", "network", "align", "fusion", "total"}
     assert np.all(np.isnan(result.depth[~ok]))
 
 

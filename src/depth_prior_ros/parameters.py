@@ -23,6 +23,7 @@ import numpy as np
 
 from .align import AlignConfig
 from .depth_range import check_depth_range
+from .fusion import FUSION_MODES
 from .geometry.extrinsics import pose_from_static
 from .pipeline import PipelineConfig
 from .prior.scene import PRIOR_MODES
@@ -159,6 +160,9 @@ SPEC: tuple[Param, ...] = (
        "prior and alignment", "pipeline.filter_reset_after", minimum=1, maximum=10_000),
     _p("filter_window", 3, "Running median over this many accepted scale measurements before the EMA.",
        "prior and alignment", "pipeline.filter_window", minimum=1, maximum=100),
+    _p("fusion", "confidence", "Per-pixel fusion of the aligned network with the prior where they agree "
+       "(off: the aligned network alone); depth/confidence is published either way.", "prior and alignment",
+       "pipeline.fusion", choices=FUSION_MODES),
     # outputs
     _p("output_encoding", "32FC1", "Depth encoding: 32FC1 metres with NaN unknown, 16UC1 millimetres with 0 unknown.",
        "outputs", "node.output_encoding", choices=("32FC1", "16UC1")),

@@ -17,6 +17,7 @@ import numpy as np
 
 from .align import AlignConfig, Alignment, ScaleFilter, align_to_prior, apply_model
 from .depth_range import check_depth_range
+from .fusion import FUSION_MODES, fuse, network_confidence, network_sigma, prior_confidence
 from .geometry.camera import PinholeCamera
 from .models.base import DepthBackend, NetworkInputRejected, Prediction
 from .prior.cache import ScenePriorCache
@@ -49,15 +50,20 @@ class PipelineConfig:
     filter_gate: float = 0.25
     filter_reset_after: int = 5
     filter_window: int = 3
+    fusion: str = "confidence"      # off | confidence (fusion.py): the network's depth fused with the prior
 
     def __post_init__(self) -> None:
         check_depth_range(self.min_depth, self.max_depth)
+        if self.fusion not in FUSION_MODES:
+            raise ValueError(f"fusion '{self.fusion}' is not one of {', '.join(FUSION_MODES)}")
         self.align.min_depth, self.align.max_depth = self.min_depth, self.max_depth
 
 
 @dataclass
 class DepthResult:
-    """depth: float32 (H, W) metres, NaN unknown. source: "network" or "prior".
+    """depth: float32 (H, W) metres, NaN unknown. source: "network" or "prior"
+    (with ``fusion`` "confidence" a network depth is fused with the prior: ``fused`` True).
+    confidence: float32 (H, W) in [0, 1], P(depth within 10%) as fusion.py models it (None: not made).
 
     With source "prior" the depth array may be shared with later frames: treat it as read-only.
     """
@@ -71,6 +77,8 @@ class DepthResult:
     backend_error: str | None = None
     road_mask: np.ndarray | None = None  # bool (H, W): the mask the prior used (given or segmented)
     problem: str | None = None           # one of PROBLEMS, or None
+    confidence: np.ndarray | None = None
+    fused: bool = False
 
 
 class DepthPipeline:
@@ -140,13 +148,24 @@ class DepthPipeline:
                 depth, source = alignment.depth, "network"
             elif error is None:
                 error = f"alignment failed: {alignment.message}"
-        if source == "prior":
-            depth = self.priors.depth_in_range(prior)
         t3 = time.perf_counter()
         timings["align"] = (t3 - t2) * 1e3
-        timings["total"] = (t3 - t0) * 1e3
+        fused = False
+        if source == "prior":
+            depth = self.priors.depth_in_range(prior)
+            confidence = prior_confidence(depth, prior.source)
+        else:
+            sigma = network_sigma(alignment.residual, alignment.inlier_fraction)
+            if self.config.fusion == "confidence":
+                depth, confidence = fuse(depth, self.priors.depth_in_range(prior), prior.source, sigma)
+                fused = True
+            else:
+                confidence = network_confidence(depth, sigma)
+        t4 = time.perf_counter()
+        timings["fusion"] = (t4 - t3) * 1e3
+        timings["total"] = (t4 - t0) * 1e3
         return DepthResult(depth, prior, alignment, prediction, timings, source, error, road_mask,
-                           output_problem(depth, alignment, self.config.align.min_samples))
+                           output_problem(depth, alignment, self.config.align.min_samples), confidence, fused)
 
     def _align(self, prediction: Prediction, prior: ScenePrior, road_mask: np.ndarray | None) -> Alignment:
         """Fit this frame; for streams, publish with the temporally filtered params instead."""

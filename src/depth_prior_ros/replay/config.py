@@ -23,13 +23,14 @@ class BackendSpec:
     device: str | None = None
     dtype: str | None = None
     label: str | None = None
+    params: dict = field(default_factory=dict)  # more depth_node parameters for this backend only
 
     @property
     def display(self) -> str:
         return self.label or self.name
 
     def node_params(self) -> dict:
-        params = {"backend": self.name, "weights": self.weights, "device": self.device, "dtype": self.dtype,
+        params = {**self.params, "backend": self.name, "weights": self.weights, "device": self.device, "dtype": self.dtype,
                   "backend_options": json.dumps(self.options)}
         return {name: value for name, value in params.items() if value is not None}
 

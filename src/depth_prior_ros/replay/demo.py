@@ -26,12 +26,14 @@ def demo_student_weights(folder: Path = DEMO_STUDENT_DIR) -> Path | None:
 
 
 def demo_backends(student_dir: Path = DEMO_STUDENT_DIR) -> list[BackendSpec]:
-    """Backends the demo compares: the trained demo student (when shipped) next to prior_only."""
+    """Backends the demo compares: the trained demo student (when shipped), fused with the prior
+    (``fusion`` confidence, the node's default) and alone (``fusion`` off), next to prior_only."""
     specs = []
     weights = demo_student_weights(student_dir)
     if weights is not None:
-        specs.append(BackendSpec(DEMO_STUDENT_BACKEND, weights=str(weights), device="cpu", dtype="fp32",
-                                 label="demo_student"))
+        for label, fusion in (("demo_student_fused", "confidence"), ("demo_student", "off")):
+            specs.append(BackendSpec(DEMO_STUDENT_BACKEND, weights=str(weights), device="cpu", dtype="fp32",
+                                     label=label, params={"fusion": fusion}))
     specs.append(BackendSpec("prior_only"))
     return specs
 

@@ -74,6 +74,7 @@ class DepthNode(Node):
         out = publisher_qos(1)
         self.pub_depth = self.create_publisher(Image, "depth", out)
         self.pub_info = self.create_publisher(CameraInfo, "depth/camera_info", out)
+        self.pub_confidence = self.create_publisher(Image, "depth/confidence", out)  # fusion.py: P(within 10%)
         self.pub_colored = self.create_publisher(Image, "depth/colored", out) if s.publish_colored else None
         self.pub_points = self.create_publisher(PointCloud2, "depth/points", out) if s.publish_points else None
         self.pub_prior = self.create_publisher(Image, "prior/depth", out) if s.publish_prior else None
@@ -152,6 +153,9 @@ class DepthNode(Node):
         self.pub_info.publish(camera_info_with_header(info, header))
         lap("depth")
         # Optional outputs cost only when someone listens.
+        if result.confidence is not None and self.pub_confidence.get_subscription_count() > 0:
+            self.pub_confidence.publish(depth_image_msg(result.confidence, header, "32FC1"))
+            lap("confidence")
         if self.pub_colored is not None and self.pub_colored.get_subscription_count() > 0:
             far = s.colored_max_depth if s.colored_max_depth > s.pipeline.min_depth else s.pipeline.max_depth
             colored = colorize_depth(result.depth, s.pipeline.min_depth, far)
@@ -178,6 +182,7 @@ class DepthNode(Node):
         self.output_checks.report(report)
         result = self._last_result
         report.add("output_source", result.source if result is not None else "none")
+        report.add("fused", result.fused if result is not None else False)
         fit = result.alignment if result is not None else None
         report.add("fit_ok", fit.ok if fit is not None else "n/a")
         report.add("fit_inlier_fraction", fit.inlier_fraction if fit is not None else float("nan"))

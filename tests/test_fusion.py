@@ -1,0 +1,113 @@
+"""Confidence fusion (issue #12 item 1): exact synthetic cases of fusion.py and the pipeline's contract."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from depth_prior_ros.fusion import (FusionConfig, agreement_weight, confidence_from_sigma, fuse, local_scale,
+                                    network_sigma)
+from depth_prior_ros.prior.scene import SOURCE_GROUND, SOURCE_NONE, SOURCE_ROAD
+
+NO_SCALE = FusionConfig(scale_stride=0)
+
+
+def test_agreement_weight_is_one_inside_falls_to_zero_at_tau_and_widens_with_depth():
+    cfg = FusionConfig(agreement=0.15, agreement_range_m=20.0)
+    prior = np.array([10.0, 10.0, 10.0, 10.0, 60.0, np.nan], dtype=np.float32)
+    tau10 = 0.15 * (1 + 10 / 20)  # 0.225 at 10 m
+    net = np.array([10.0, 10.0 * (1 + 0.7 * tau10), 10.0 * (1 + math.sqrt(0.75) * tau10), 10.0 * (1 + tau10),
+                    60.0 * 0.5, 10.0], dtype=np.float32)
+    g = agreement_weight(net, prior, cfg)
+    np.testing.assert_allclose(g[:5], [1.0, 1.0, 0.5, 0.0, 2 * (1 - (0.5 / 0.6) ** 2)], atol=2e-3)  # 60 m: tau 0.6
+    assert np.isnan(g[5])
+
+
+def test_fuse_is_the_precision_weighted_mean_where_they_agree_and_the_network_elsewhere():
+    net = np.array([[10.0, 10.0, 5.0, np.nan, 7.0]], dtype=np.float32)
+    prior = np.array([[10.2, 10.2, 10.0, 8.0, np.nan]], dtype=np.float32)
+    source = np.array([[SOURCE_ROAD, SOURCE_GROUND, SOURCE_ROAD, SOURCE_GROUND, SOURCE_NONE]], dtype=np.uint8)
+    sigma_n = 0.05
+    depth, conf = fuse(net, prior, source, sigma_n, NO_SCALE)
+    w_n = 1 / sigma_n ** 2
+    for i, sigma_p in ((0, 0.005), (1, 0.01)):  # r = 0.02: full agreement weight
+        w_p = 1 / sigma_p ** 2
+        assert depth[0, i] == pytest.approx((w_n * 10.0 + w_p * 10.2) / (w_n + w_p), rel=1e-6)
+        assert conf[0, i] == pytest.approx(math.erf(0.1 * math.sqrt(w_n + w_p) / math.sqrt(2)), abs=1e-6)
+    assert depth[0, 2] == 5.0  # a car in front of the road: the network alone
+    assert conf[0, 2] == pytest.approx(math.erf(0.1 / (math.sqrt(2) * sigma_n)), abs=1e-6)
+    assert depth[0, 3] == 8.0 and conf[0, 3] == pytest.approx(0.6)  # no network: the prior, unverified
+    assert depth[0, 4] == 7.0  # no prior: the network
+    assert np.all((conf >= 0) & (conf <= 1))
+
+
+def test_nothing_known_is_nan_with_zero_confidence():
+    nan = np.full((2, 3), np.nan, dtype=np.float32)
+    depth, conf = fuse(nan, nan, np.zeros((2, 3), np.uint8), 0.1)
+    assert np.all(np.isnan(depth)) and np.all(conf == 0)
+
+
+def test_local_scale_follows_a_drifting_compression_up_to_what_stands_on_the_road():
+    """A network that compresses with depth (1x at 5 m, exp(-0.3) at 40 m): the road's correction is
+    followed from the nearest row up and reaches the wall standing at the far end; a right network is
+    left alone, and a car whose ratio jumps away from the road's is not followed."""
+    H, W = 256, 96
+    truth = np.full((H, W), 40.0, dtype=np.float32)
+    truth[96:] = np.linspace(40.0, 5.0, H - 96, dtype=np.float32)[:, None]  # the road, far (row 96) to near
+    prior = np.full((H, W), np.nan, dtype=np.float32)
+    prior[96:] = truth[96:]  # the prior knows the road; the wall above it (rows < 96) it does not
+    net = truth * np.exp(-0.3 * (truth - 5.0) / 35.0)
+    scale = local_scale(net, prior, FusionConfig())
+    np.testing.assert_allclose(scale[:80], np.exp(0.3), rtol=0.02)  # the wall gets the far road's correction
+    np.testing.assert_allclose(scale[-8:], 1.0, atol=0.04)  # near road: about 1 (smoothed)
+    np.testing.assert_allclose(local_scale(truth, prior, FusionConfig()), 1.0, rtol=1e-6)
+    car = truth.copy()
+    car[150:170, 20:40] = 0.6 * truth[150:170, 20:40]  # in front of the road: a jump, not a drift
+    with_car = local_scale(car, prior, FusionConfig())
+    np.testing.assert_allclose(with_car[150:170, 20:40], 1.0, atol=1e-3)
+    assert local_scale(net, np.full_like(prior, np.nan), FusionConfig()) is None
+
+
+def test_network_sigma_and_confidence():
+    assert network_sigma(0.03, 0.6) == pytest.approx(1.4826 * 0.03)
+    assert network_sigma(0.001, 0.6) == pytest.approx(0.03)  # floor
+    assert network_sigma(0.03, 0.1) == pytest.approx(1.4826 * 0.03 / 0.2)
+    assert network_sigma(float("nan"), 0.0) == 0.3
+    np.testing.assert_allclose(confidence_from_sigma(np.array([0.1, np.inf])), [math.erf(1 / math.sqrt(2)), 0.0],
+                               atol=1e-6)
+
+
+def test_pipeline_fuses_by_default_publishes_confidence_and_prior_only_is_unchanged():
+    from depth_prior_ros.models.base import BackendBase, Prediction
+    from depth_prior_ros.pipeline import DepthPipeline, PipelineConfig
+    from depth_prior_ros.synth.frames import make_frame
+
+    frame = make_frame("tiny", "day", seed=3, with_lidar=False)
+
+    class Truthful(BackendBase):  # the true disparity, affinely distorted: a relative network
+        name, output_kind = "truthful", "affine_disparity"
+
+        def predict(self, image):
+            return Prediction((1.0 / frame.depth - 0.01) / 0.4, "affine_disparity")
+
+    assert PipelineConfig().fusion == "confidence"
+    prior_only = DepthPipeline(None).process(frame.image, frame.camera, frame.T_ground_from_camera)
+    reference = DepthPipeline(None, PipelineConfig(fusion="off")).process(frame.image, frame.camera,
+                                                                          frame.T_ground_from_camera)
+    np.testing.assert_array_equal(prior_only.depth, reference.depth)
+    assert not prior_only.fused and prior_only.confidence.shape == frame.depth.shape
+    for fusion in ("confidence", "off"):
+        result = DepthPipeline(Truthful(), PipelineConfig(fusion=fusion)).process(
+            frame.image, frame.camera, frame.T_ground_from_camera)
+        assert result.fused == (fusion == "confidence") and result.source == "network"
+        c = result.confidence
+        assert c.dtype == np.float32 and c.shape == frame.depth.shape and np.all((c >= 0) & (c <= 1))
+        ok = np.isfinite(frame.depth) & np.isfinite(result.depth)
+        error = np.abs(result.depth[ok] / frame.depth[ok] - 1)
+        road = (frame.labels == 1)[ok]
+        # A right network stays right: exact on the road, within a few percent elsewhere (the local
+        # scale correction follows the road's ratio up walls; see fusion.local_scale).
+        assert np.mean(error[road]) < 0.002 and np.median(error) < 0.02, (fusion, error.mean())
+    with pytest.raises(ValueError, match="fusion 'both'"):
+        PipelineConfig(fusion="both")
