@@ -24,6 +24,7 @@ import numpy as np
 from .align import AlignConfig
 from .depth_range import check_depth_range
 from .fusion import FUSION_MODES
+from .ground_pose import PoseRefineConfig
 from .geometry.extrinsics import pose_from_static
 from .pipeline import PipelineConfig
 from .prior.scene import PRIOR_MODES
@@ -39,7 +40,7 @@ class ParameterError(ValueError):
 
 @dataclass(frozen=True)
 class Param:
-    """One parameter. ``target`` is "section.field": pose | qos | pipeline | align (the core's config
+    """One parameter. ``target`` is "section.field": pose | qos | pipeline | align | ground_pose (the core's config
     objects) or "node.field" (a field of the node's settings)."""
 
     name: str
@@ -163,6 +164,11 @@ SPEC: tuple[Param, ...] = (
     _p("fusion", "confidence", "Per-pixel fusion of the aligned network with the prior where they agree "
        "(off: the aligned network alone); depth/confidence is published either way.", "prior and alignment",
        "pipeline.fusion", choices=FUSION_MODES),
+    _p("pose_refinement", True, "Estimate the camera's pitch and roll (and height for metric depth) to the road "
+       "each frame from the network's road pixels, relative to the given pose (scale_depth, metric_depth; an "
+       "affine_disparity prediction keeps the given pose).", "prior and alignment", "pipeline.pose_refinement"),
+    _p("pose_refine_max_deg", 3.0, "Bound on the refined pitch and roll offsets from the given pose, in degrees.",
+       "prior and alignment", "ground_pose.max_offset_deg", minimum=0.0, maximum=30.0),
     # outputs
     _p("output_encoding", "32FC1", "Depth encoding: 32FC1 metres with NaN unknown, 16UC1 millimetres with 0 unknown.",
        "outputs", "node.output_encoding", choices=("32FC1", "16UC1")),
@@ -331,7 +337,8 @@ def parse_params(node: str, values: dict, check_files: bool = True) -> PriorNode
         _check_backend(sections["node"], check_files)
     settings = DepthNodeSettings if node == DEPTH_NODE else PriorNodeSettings
     return settings(pose=PoseSettings(**sections["pose"]), qos=QosSettings(**sections["qos"]),
-                    pipeline=PipelineConfig(**pipeline, align=AlignConfig(**sections["align"])), **sections["node"])
+                    pipeline=PipelineConfig(**pipeline, align=AlignConfig(**sections["align"]),
+                                            pose=PoseRefineConfig(**sections["ground_pose"])), **sections["node"])
 
 
 def parse_depth_params(values: dict, check_files: bool = True) -> DepthNodeSettings:

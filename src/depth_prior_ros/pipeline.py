@@ -17,6 +17,7 @@ import numpy as np
 
 from .align import AlignConfig, Alignment, ScaleFilter, align_to_prior, apply_model
 from .depth_range import check_depth_range
+from .ground_pose import GridRays, PoseFilter, PoseOffsets, PoseRefineConfig, measure_offsets, offset_pose
 from .fusion import FUSION_MODES, fuse, network_confidence, network_sigma, prior_confidence
 from .geometry.camera import PinholeCamera
 from .models.base import DepthBackend, NetworkInputRejected, Prediction
@@ -51,6 +52,8 @@ class PipelineConfig:
     filter_reset_after: int = 5
     filter_window: int = 3
     fusion: str = "confidence"      # off | confidence (fusion.py): the network's depth fused with the prior
+    pose_refinement: bool = True    # per-frame pitch / roll (/ height) to the road from the network (ground_pose.py)
+    pose: PoseRefineConfig = field(default_factory=PoseRefineConfig)
 
     def __post_init__(self) -> None:
         check_depth_range(self.min_depth, self.max_depth)
@@ -79,6 +82,7 @@ class DepthResult:
     problem: str | None = None           # one of PROBLEMS, or None
     confidence: np.ndarray | None = None
     fused: bool = False
+    pose_offsets: PoseOffsets | None = None  # the refined pose's offsets from the given one (None: not refined)
 
 
 class DepthPipeline:
@@ -104,6 +108,8 @@ class DepthPipeline:
         cfg = self.config
         self.filter = ScaleFilter(cfg.filter_alpha, cfg.filter_gate, cfg.filter_reset_after, cfg.filter_window)
         self.priors = ScenePriorCache(cfg.prior_mode, cfg.min_depth, cfg.max_depth)
+        self.pose_filter = PoseFilter(cfg.pose)
+        self.pose_rays = GridRays()
         if self.segmentation is not None:
             self.segmentation.reset()
 
@@ -118,9 +124,11 @@ class DepthPipeline:
         if road_mask is None and self.segmentation is not None:
             road_mask = self.segmentation.road_mask(image)
             timings["segmentation"] = (time.perf_counter() - t0) * 1e3
+        refine = self.config.pose_refinement and self.has_network
         try:
-            prior = self.priors.prior(camera, T_ground_from_camera, road_mask,
-                                      inpaint=self.config.inpaint and not self.has_network)
+            # With pose refinement the prior starts at the last frame's refined pose (_refine_pose reuses it).
+            T_start = offset_pose(T_ground_from_camera, self.pose_filter.offsets()) if refine else T_ground_from_camera
+            prior = self.priors.prior(camera, T_start, road_mask, inpaint=self.config.inpaint and not self.has_network)
         except ValueError as exc:  # bad pose or mask: this frame only
             raise FrameError(str(exc)) from exc
         t1 = time.perf_counter()
@@ -140,9 +148,11 @@ class DepthPipeline:
         t2 = time.perf_counter()
         timings["network"] = (t2 - t1) * 1e3
 
-        alignment = None
+        alignment, offsets = None, None
         depth, source = prior.depth, "prior"
         if prediction is not None:
+            if refine:
+                prior, offsets = self._refine_pose(prediction, camera, T_ground_from_camera, road_mask)
             alignment = self._align(prediction, prior, road_mask)
             if alignment.depth is not None:
                 depth, source = alignment.depth, "network"
@@ -156,7 +166,8 @@ class DepthPipeline:
             confidence = prior_confidence(depth, prior.source)
         else:
             sigma = network_sigma(alignment.residual, alignment.inlier_fraction)
-            if self.config.fusion == "confidence":
+            # A fit the prior does not vouch for is published as it is (and flagged): nothing to fuse by.
+            if self.config.fusion == "confidence" and alignment.ok:
                 depth, confidence = fuse(depth, self.priors.depth_in_range(prior), prior.source, sigma)
                 fused = True
             else:
@@ -165,7 +176,25 @@ class DepthPipeline:
         timings["fusion"] = (t4 - t3) * 1e3
         timings["total"] = (t4 - t0) * 1e3
         return DepthResult(depth, prior, alignment, prediction, timings, source, error, road_mask,
-                           output_problem(depth, alignment, self.config.align.min_samples), confidence, fused)
+                           output_problem(depth, alignment, self.config.align.min_samples), confidence, fused, offsets)
+
+    def _refine_pose(self, prediction: Prediction, camera: PinholeCamera, T_mount: np.ndarray,
+                     road_mask: np.ndarray | None) -> tuple[ScenePrior, PoseOffsets]:
+        """Measure this frame's pose offsets (ground_pose.py) against the prior of the last frame's refined
+        pose (kept by the prior cache), filter them, and return the prior of the refined pose."""
+        cfg = self.config
+        T_reference = offset_pose(T_mount, self.pose_filter.offsets())
+        prior = self.priors.prior(camera, T_reference, road_mask, inpaint=False)
+        trust = trusted_confidence(prior, road_mask)
+        fit = align_to_prior(prediction.values, prediction.kind, prior.depth, trust, prediction.valid, cfg.align,
+                             compute_depth=False)
+        measured = None
+        if fit.ok:
+            measured = measure_offsets(prediction.kind, fit.frame_params, prediction.values, prior.depth, trust,
+                                       camera, T_reference, T_mount, self.pose_rays, cfg.pose)
+        offsets = self.pose_filter.update(measured)
+        prior = self.priors.prior(camera, offset_pose(T_mount, offsets), road_mask, inpaint=False)
+        return prior, offsets
 
     def _align(self, prediction: Prediction, prior: ScenePrior, road_mask: np.ndarray | None) -> Alignment:
         """Fit this frame; for streams, publish with the temporally filtered params instead."""

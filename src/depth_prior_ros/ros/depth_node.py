@@ -21,6 +21,7 @@ leaves the executor free to deliver /tf (received = processed + dropped + pendin
 """
 from __future__ import annotations
 
+import math
 import sys
 import time
 
@@ -29,12 +30,13 @@ from rclpy.node import Node
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 
 from ..colorize import colorize_depth
+from ..ground_pose import MountCheck
 from ..parameters import DEPTH_NODE, parse_depth_params
 from ..pipeline import DepthPipeline, FrameError
 from .backend_manager import RETRY_PERIOD_S, BackendManager
 from .conversions import (ConversionError, PointCloudBuilder, camera_info_with_header,
                           decode_image, depth_image_msg, image_msg, rgb_view, to_rgb)
-from .diagnostics import DiagnosticReport, DiagnosticsPublisher, LatencyStats
+from .diagnostics import WARN, DiagnosticReport, DiagnosticsPublisher, LatencyStats
 from .inputs import CameraInfoInput, ImageInput, RoadMaskInput
 from .output_checks import OutputChecks
 from .params import declare_and_read
@@ -64,6 +66,7 @@ class DepthNode(Node):
         self.backends = BackendManager(s.backend, s.backend_kwargs(), self.get_logger().info,
                                        self.get_logger().error, retry_period)
         self.points = PointCloudBuilder(s.points_decimation)
+        self.mount_check = MountCheck()  # refined pose > 1 deg off the mount for 5 s: WARN (a bad extrinsic)
         self._last_result = None
 
         # inputs
@@ -131,6 +134,8 @@ class DepthNode(Node):
         publish_timings = self._publish(result, frame.info, camera, header, image)
         t3 = time.perf_counter()
         self.diagnostics.hardware_id = header.frame_id
+        if result.pose_offsets is not None:
+            self.mount_check.update(header.stamp.sec + header.stamp.nanosec * 1e-9, result.pose_offsets)
         self._last_result = result
         timings = {"queue": (t0 - frame.received_at) * 1e3, "convert_pose": (t1 - t0) * 1e3,
                    "publish": (t3 - t2) * 1e3, "node": (t3 - frame.received_at) * 1e3}
@@ -189,6 +194,15 @@ class DepthNode(Node):
         report.add("fit_residual", fit.residual if fit is not None else float("nan"))
         report.add("fit_scale", fit.scale if fit is not None else float("nan"))
         report.add("fit_shift", fit.shift if fit is not None else float("nan"))
+        offsets = result.pose_offsets if result is not None else None
+        report.add("pose_offset_pitch_deg", math.degrees(offsets.pitch) if offsets else float("nan"))
+        report.add("pose_offset_roll_deg", math.degrees(offsets.roll) if offsets else float("nan"))
+        report.add("pose_offset_height_m", offsets.height if offsets else float("nan"))
+        report.add("pose_observed", ",".join(offsets.observed) if offsets and offsets.observed else "none")
+        if offsets is not None and self.mount_check.disagrees(self.mount_check.last):
+            report.escalate(WARN, f"the road says the camera is {math.degrees(offsets.pitch):+.1f} deg pitch, "
+                                  f"{math.degrees(offsets.roll):+.1f} deg roll off its mount calibration for "
+                                  f"{self.mount_check.last - self.mount_check.since:.0f} s: check the extrinsics")
 
 
 def main(args=None) -> int:
