@@ -165,8 +165,11 @@ SPEC: tuple[Param, ...] = (
        "(off: the aligned network alone); depth/confidence is published either way.", "prior and alignment",
        "pipeline.fusion", choices=FUSION_MODES),
     _p("pose_refinement", True, "Estimate the camera's pitch and roll (and height for metric depth) to the road "
-       "each frame from the network's road pixels, relative to the given pose (scale_depth, metric_depth; an "
-       "affine_disparity prediction keeps the given pose).", "prior and alignment", "pipeline.pose_refinement"),
+       "each frame from the network's road pixels, relative to the given pose (scale_depth, metric_depth).",
+       "prior and alignment", "pipeline.pose_refinement"),
+    _p("pose_refine_affine", False, "Refine the pose for affine_disparity predictions too, through the stream's "
+       "filtered alignment (one frame alone cannot tell pitch from shift).", "prior and alignment",
+       "ground_pose.affine"),
     _p("pose_refine_max_deg", 3.0, "Bound on the refined pitch and roll offsets from the given pose, in degrees.",
        "prior and alignment", "ground_pose.max_offset_deg", minimum=0.0, maximum=30.0),
     # outputs

@@ -188,10 +188,14 @@ class DepthPipeline:
         trust = trusted_confidence(prior, road_mask)
         fit = align_to_prior(prediction.values, prediction.kind, prior.depth, trust, prediction.valid, cfg.align,
                              compute_depth=False)
+        if prediction.kind == "affine_disparity":  # the stream's filtered (a, b): the shift cannot absorb the pitch
+            params = self.filter.params()
+        else:
+            params = (1.0, 0.0) if prediction.kind == "metric_depth" else fit.frame_params
         measured = None
-        if fit.ok:
-            measured = measure_offsets(prediction.kind, fit.frame_params, prediction.values, prior.depth, trust,
-                                       camera, T_reference, T_mount, self.pose_rays, cfg.pose)
+        if fit.ok and params is not None:
+            measured = measure_offsets(prediction.kind, params, prediction.values, prior.depth, trust, camera,
+                                       T_reference, T_mount, self.pose_rays, cfg.pose)
         offsets = self.pose_filter.update(measured)
         prior = self.priors.prior(camera, offset_pose(T_mount, offsets), road_mask, inpaint=False)
         return prior, offsets

@@ -95,8 +95,8 @@ class FixedPrediction(BackendBase):
     name = "fixed_prediction"
     output_kind = "affine_disparity"
 
-    def __init__(self, values: np.ndarray):
-        self.values = values
+    def __init__(self, values: np.ndarray, kind: str = "affine_disparity"):
+        self.values, self.output_kind = values, kind
 
     def predict(self, image: np.ndarray) -> Prediction:
         return Prediction(self.values, self.output_kind)
@@ -148,8 +148,16 @@ PIPE_PRIOR = "pipeline total, prior_only (inpaint off)"
 PIPE_PRIOR_NODE = "pipeline total, prior_only (node defaults: scene + inpaint)"
 PIPE_PRIOR_MOVING = "pipeline total, prior_only (node defaults), pose changes every frame"
 PIPE_NETWORK = "pipeline total, fixed prediction + alignment + filter"
+POSE_MEASURE = "per-frame pose measurement (scale_depth, plane + filter)"
+FUSION = "confidence fusion (local scale + precision-weighted mean + confidence)"
+REFINE_FUSE = "per-frame pose measurement + fusion"
+PIPE_SCALE_PLAIN = "pipeline total, fixed scale_depth prediction, refinement and fusion off"
+PIPE_SCALE_FULL = "pipeline total, fixed scale_depth prediction, refinement and fusion on, pose moving"
 FULL_STAGES = (GROUND, GROUND_DISTORTED, PRIOR_GROUND, PRIOR_ROAD, PRIOR_INPAINT, ALIGN_FIT, ALIGN_APPLY,
-               PIPE_PRIOR, PIPE_PRIOR_NODE, PIPE_PRIOR_MOVING, PIPE_NETWORK)
+               PIPE_PRIOR, PIPE_PRIOR_NODE, PIPE_PRIOR_MOVING, PIPE_NETWORK, POSE_MEASURE, FUSION, REFINE_FUSE,
+               PIPE_SCALE_PLAIN, PIPE_SCALE_FULL)
+# Issue 12's target: refinement + fusion <= this x the alignment fit (ALIGN_FIT) of the same run.
+REFINE_FUSE_MAX_FIT_RATIO = 0.3
 # Issue 16's targets: stage at 1600x900 <= limit x the float32 frame copy of the same run.
 RATIO_TARGETS = ((GROUND, 3.0), (GROUND_DISTORTED, 5.0), (PIPE_PRIOR_MOVING, 20.0), (ALIGN_APPLY, 7.0))
 # Stages measured at every size (the rest only at the issue's 1600x900).
@@ -214,8 +222,55 @@ def stage_calls(preset: CameraPreset, stages) -> dict[str, tuple]:
 
         calls[PIPE_PRIOR_MOVING] = (moving_pose, "prior recomputed each frame (no cache hit)")
     if PIPE_NETWORK in stages:
-        pipe_net = DepthPipeline(FixedPrediction(pred), PipelineConfig(prior_mode="scene"))
-        calls[PIPE_NETWORK] = (lambda: pipe_net.process(image, cam, T), "network time excluded")
+        pipe_net = DepthPipeline(FixedPrediction(pred), PipelineConfig(prior_mode="scene", fusion="off",
+                                                                         pose_refinement=False))
+        calls[PIPE_NETWORK] = (lambda: pipe_net.process(image, cam, T), "network time excluded, fusion off")
+    calls.update(_refine_fuse_calls(preset, stages, ground, prior_ground, pred, image))
+    return calls
+
+
+def _refine_fuse_calls(preset: CameraPreset, stages, ground, prior_ground, pred, image) -> dict[str, tuple]:
+    """Issue 12's stages: the per-frame pose measurement and the fusion, alone and in the pipeline."""
+    from ..fusion import fuse
+    from ..ground_pose import GridRays, PoseFilter, PoseRefineConfig, measure_offsets
+
+    cam, T = preset.camera, preset.pose
+    calls: dict[str, tuple] = {}
+    scale_pred = (ground / 7.0 * (1.0 + 0.05 * np.random.default_rng(1).standard_normal(ground.shape))
+                  ).astype(np.float32)
+    pose_cfg, rays, pose_filter = PoseRefineConfig(), GridRays(), PoseFilter()
+    trust = prior_ground.confidence
+    aligned = align_to_prior(pred, "affine_disparity", prior_ground.depth, trust).depth
+    prior_depth = np.where(np.isfinite(prior_ground.depth), prior_ground.depth, np.float32(np.nan))
+
+    def measure_pose():
+        return pose_filter.update(measure_offsets("scale_depth", (7.0, 0.0), scale_pred, prior_ground.depth, trust,
+                                                  cam, T, T, rays, pose_cfg))
+
+    def fusion():
+        return fuse(aligned, prior_depth, prior_ground.source, 0.05)
+
+    if POSE_MEASURE in stages:
+        calls[POSE_MEASURE] = (measure_pose, f"{pose_cfg.samples} grid pixels, 3 plane fits")
+    if FUSION in stages:
+        calls[FUSION] = (fusion, "full frame")
+    if REFINE_FUSE in stages:
+        calls[REFINE_FUSE] = (lambda: (measure_pose(), fusion()), "the two above, one call")
+    if PIPE_SCALE_PLAIN in stages:
+        plain = DepthPipeline(FixedPrediction(scale_pred, "scale_depth"),
+                              PipelineConfig(fusion="off", pose_refinement=False))
+        calls[PIPE_SCALE_PLAIN] = (lambda: plain.process(image, cam, T), "network time excluded")
+    if PIPE_SCALE_FULL in stages:
+        # Two given poses 0.3 degrees apart: the refined pose moves every frame, so the prior is recomputed.
+        full = DepthPipeline(FixedPrediction(scale_pred, "scale_depth"))
+        poses = [T, pose_from_static(preset.height_m, np.radians(preset.pitch_deg + 0.3))]
+        counter = [0]
+
+        def full_frame():
+            counter[0] += 1
+            return full.process(image, cam, poses[counter[0] % 2])
+
+        calls[PIPE_SCALE_FULL] = (full_frame, "adds a second fit and a prior recompute per frame")
     return calls
 
 

@@ -61,6 +61,12 @@ def core_targets(core: CoreResults | None, size: str = "1600x900") -> list[Targe
         if a:
             out.append(Target(f"{stage} at {size} <= {ALIGN_MAX_MS:g} ms", f"{fmt_ms(a.ms)} ms",
                               f"<= {ALIGN_MAX_MS:g} ms", a.ms <= ALIGN_MAX_MS))
+    fit, both = core.get(C.ALIGN_FIT, size), core.get(C.REFINE_FUSE, size)
+    if fit and both:
+        ratio = both.ms / fit.ms
+        out.append(Target(f"{C.REFINE_FUSE} at {size} <= {C.REFINE_FUSE_MAX_FIT_RATIO:g}x {C.ALIGN_FIT}",
+                          f"{fmt_ms(both.ms)} / {fmt_ms(fit.ms)} ms = {fmt_ratio(ratio)}",
+                          f"<= {C.REFINE_FUSE_MAX_FIT_RATIO:g}x", ratio <= C.REFINE_FUSE_MAX_FIT_RATIO))
     for stage, limit in C.RATIO_TARGETS:
         row = core.get(stage, size)
         if row:
