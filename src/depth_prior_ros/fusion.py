@@ -57,7 +57,7 @@ class FusionConfig:
     agreement_range_m: float = 20.0  # tau grows as (1 + prior depth / this): see fuse()
     scale_stride: int = 8        # grid of the local scale correction (local_scale); 0 = none
     scale_smoothing: float = 2.0  # its Gaussian smoothing, in grid samples
-    scale_tolerance: float = 0.05  # |log ratio - its row's median| below which a sample agrees
+    scale_tolerance: float = 0.03  # |log ratio - its row's median| below which a sample agrees
     min_network_sigma: float = 0.03  # no network pixel is trusted more than this (relative error)
 
 
