@@ -71,7 +71,7 @@ def test_image_decoding_gives_the_promised_shape_or_one_sentence(fields):
         with pytest.raises(ConversionError):
             decode_image(encoding, width, height, step, data)
         return
-    pixels = decode_image(encoding, width, height, step, data)
+    pixels = decode_image(encoding, width, height, step, data, bigendian=bool(big))
     assert pixels.dtype == (np.uint16 if encoding == "mono16" else np.uint8) and pixels.shape[:2] == (height, width)
     assert (pixels.ndim == 2) == (channels == 1 or encoding == "mono16")
     rgb = rgb_from_image_msg(make_image(*fields))

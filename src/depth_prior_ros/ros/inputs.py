@@ -71,7 +71,6 @@ class CameraInfoInput:
         self.received = self.rejected = 0
         self.pairing = StampPairing(tolerance)
         self.on_paired: Callable[[list], None] | None = None
-        self.images_seen = False  # set by ImageInput: a missing camera_info is then worth a WARN
         self.topic = node.create_subscription(CameraInfo, "camera_info", self._on_msg, qos).topic_name
 
     def _on_msg(self, msg) -> None:
@@ -200,7 +199,6 @@ class ImageInput:
         except ConversionError as exc:
             self._drop(FrameDropped("invalid_image", str(exc)), held=False)
             return
-        self._camera_info.images_seen = True
         self._mailbox.hold()
         self._resolve(self._camera_info.pair(stamp_ns(msg.header), (msg, received_at, width, height)))
 

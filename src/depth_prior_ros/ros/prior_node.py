@@ -4,10 +4,10 @@ Each camera_info (drivers publish one per image, with the image's header) trigge
 that header: ``prior/depth`` (32FC1 metres, NaN unknown), ``prior/mask`` (mono8 source codes:
 0 none, 1 road, 2 ground, 3 vertical surface, 4 inpainted; see depth_prior_ros.prior.SOURCE_NAMES)
 and ``prior/camera_info``. With a road segmenter (``segmentation_weights``) the node needs the
-pixels: each ``image`` is then the frame (camera_info only calibrates), segmented every
-``segmentation_every``-th frame, and its mask is published as ``prior/road_mask`` too. Pose, road mask,
-frame accounting and /diagnostics work as in depth_node; its parameters are the spec's prior_node
-subset (depth_prior_ros.parameters).
+pixels: each ``image`` (or ``image/compressed``) is then the frame, with the camera_info of its stamp,
+segmented every ``segmentation_every``-th frame, and its mask is published as ``prior/road_mask`` too.
+Pose, road mask, frame accounting and /diagnostics work as in depth_node; its parameters are the
+spec's prior_node subset (depth_prior_ros.parameters).
 """
 from __future__ import annotations
 
