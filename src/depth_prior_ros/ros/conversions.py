@@ -18,9 +18,9 @@ import sys
 import numpy as np
 
 from ..geometry.camera import CameraModelError, PinholeCamera, normalise_pixels
-from .image_codec import (IMAGE_ENCODINGS, MASK_ENCODINGS, VIEWABLE, ConversionError,  # noqa: F401 (re-exported)
-                          check_image_layout, compressed_size, decode_compressed, decode_image, rgb_view,
-                          shown_encoding, to_rgb)
+from .image_codec import (IMAGE_ENCODINGS, MASK_ENCODINGS, ConversionError, check_image_layout,  # noqa: F401
+                          compressed_size, decode_compressed, decode_image, rgb_view, shown_encoding,  # noqa: F401
+                          to_rgb)  # re-exported: conversions stays the one import for message code
 
 DEPTH_ENCODINGS = {"32FC1": np.dtype(np.float32), "16UC1": np.dtype(np.uint16)}
 HOST_IS_BIGENDIAN = sys.byteorder == "big"

@@ -46,8 +46,6 @@ MASK_ENCODINGS = {"mono8": 1, "8UC1": 1}
 IMAGE_ENCODINGS_TEXT = "rgb8, bgr8, rgba8, bgra8, mono8, mono16, bayer_{rggb,bggr,gbrg,grbg}8, yuv422, uyvy, yuyv, " \
                        "yuv422_yuy2"
 EVEN_WIDTH = ("yuv422", "uyvy", "yuv422_yuy2", "yuyv")
-# Encodings whose decoded array already is RGB (or broadcasts to it) without copying.
-VIEWABLE = ("rgb8", "bgr8", "mono8")
 
 
 def _cv2_code(encoding: str) -> int | None:
