@@ -157,7 +157,7 @@ def test_malformed_frames_are_dropped_counted_and_the_node_keeps_going(io, node)
 
     bad_images = [raw_image(201, step=WIDTH * 3 - 1),                       # wrong step
                   raw_image(202, size=WIDTH * 3 * HEIGHT - 100),            # data too short
-                  raw_image(203, encoding="yuv422", step=WIDTH * 2),         # unsupported encodings
+                  raw_image(203, encoding="yuv422", width=WIDTH - 1, step=WIDTH * 2),  # odd width for 4:2:2
                   raw_image(204, encoding="bgra16", step=WIDTH * 8)]
     for msg in bad_images:
         pubs["image"].publish(msg)
@@ -198,7 +198,10 @@ def test_burst_accounting_adds_up_and_the_newest_frame_gets_through(io, node):
     start = diag(inbox, lambda v: int(v["frames_pending"]) == 0)
     image = synthetic_gray(WIDTH, HEIGHT)
     burst = list(range(401, 461))
-    for sec in burst:
+    info = camera_info_msg(make_camera(WIDTH, HEIGHT))
+    for sec in burst:  # each image with its camera_info, as a driver sends them (paired by stamp)
+        info.header = header(sec)
+        pubs["info"].publish(info)
         publish_reliably(pubs["image"], image_msg(image, "rgb8", header(sec)))
     last = inbox["depth"].wait_for(lambda m: m.header.stamp.sec == burst[-1])
     assert last is not None, node.output()

@@ -110,6 +110,13 @@ SPEC: tuple[Param, ...] = (
     _p("backend_options", "{}", "JSON object of backend-specific options, e.g. '{\"input_size\": [518, 924]}' "
        "(quote it on the command line: -p 'backend_options:=\"{}\"').",
        "depth network", "node.backend_options"),
+    # camera input
+    _p("image_transport", "raw", "raw: subscribe image (sensor_msgs/Image); compressed: image/compressed "
+       "(sensor_msgs/CompressedImage, JPEG or PNG) beside the resolved image topic.", "camera input",
+       "node.image_transport", choices=("raw", "compressed"), nodes=BOTH),
+    _p("camera_info_tolerance", 0.01, "Seconds an image stamp may differ from its camera_info's (exact stamps "
+       "pair first; a camera_info stamped 0 pairs with any image).", "camera input",
+       "node.camera_info_tolerance", minimum=0.0, maximum=10.0, nodes=BOTH),
     # camera pose above the road
     _p("ground_frame", "base_footprint", "tf frame whose z = 0 plane is the road (REP 120 base_footprint).",
        "camera pose above the road", "pose.ground_frame", nodes=BOTH),
@@ -242,6 +249,8 @@ class PriorNodeSettings:
     pipeline: PipelineConfig
     qos: QosSettings
     use_road_mask: bool
+    image_transport: str
+    camera_info_tolerance: float
     segmentation_weights: str
     segmentation_every: int
     segmentation_card: str

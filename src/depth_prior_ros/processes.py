@@ -187,8 +187,9 @@ class NodeProcess:
     """A node in its own process, parameters from a params file beside its log, output in the log."""
 
     def __init__(self, module: str, params: dict | None = None, log_path: Path | None = None,
-                 namespace: str | None = None):
+                 namespace: str | None = None, remaps: dict[str, str] | None = None):
         self.module, self.params, self.namespace = module, dict(params or {}), namespace
+        self.remaps = dict(remaps or {})  # topic remappings, as a launch file's (from: to)
         self.log_path = Path(log_path or Path(tempfile.mkdtemp(prefix="depth_prior_node_")) / "node.log")
         self.proc: subprocess.Popen | None = None
 
@@ -199,6 +200,8 @@ class NodeProcess:
         cmd = [sys.executable, "-m", self.module, "--ros-args"]
         if self.namespace:
             cmd += ["-r", f"__ns:={self.namespace}"]
+        for source, target in self.remaps.items():
+            cmd += ["-r", f"{source}:={target}"]
         if self.params:
             params_file = self.log_path.with_name(self.log_path.stem + ".params.yaml")
             params_file.write_text(yaml.safe_dump({"/**": {"ros__parameters": self.params}}), encoding="utf-8")

@@ -33,8 +33,8 @@ from ..colorize import colorize_depth
 from ..parameters import DEPTH_NODE, parse_depth_params
 from ..pipeline import DepthPipeline, FrameError
 from .backend_manager import RETRY_PERIOD_S, BackendManager
-from .conversions import (ConversionError, PointCloudBuilder, camera_info_with_header,
-                          decode_image, depth_image_msg, image_msg, rgb_view, to_rgb)
+from .conversions import (ConversionError, PointCloudBuilder, camera_info_with_header, depth_image_msg, image_msg,
+                          rgb_from_msg)
 from .diagnostics import DiagnosticReport, DiagnosticsPublisher, LatencyStats
 from .inputs import CameraInfoInput, ImageInput, RoadMaskInput
 from .output_checks import OutputChecks
@@ -44,8 +44,8 @@ from .qos import publisher_qos, subscription_qos
 from .runtime import FrameLog, run_node
 from .worker import Frame, FrameDropped, FrameMailbox, FrameWorker
 
-DROP_REASONS = ("busy", "invalid_image", "no_camera_info", "invalid_camera_info", "camera_info_mismatch",
-                "no_pose", "road_mask_mismatch", "network_input_rejected", "bad_frame", "error")
+DROP_REASONS = ("busy", "invalid_image", "no_camera_info", "unpaired_camera_info", "invalid_camera_info",
+                "camera_info_mismatch", "no_pose", "road_mask_mismatch", "network_input_rejected", "bad_frame", "error")
 
 
 class DepthNode(Node):
@@ -69,7 +69,7 @@ class DepthNode(Node):
 
         # inputs
         qos = subscription_qos(s.qos)
-        self.camera_info = CameraInfoInput(self, qos, self.log.warn)
+        self.camera_info = CameraInfoInput(self, qos, self.log.warn, tolerance=s.camera_info_tolerance)
         self.road_mask = RoadMaskInput(self, qos, self.log.warn) if s.use_road_mask else None
         # outputs (reliable, keep last 1: best-effort and reliable subscribers both connect)
         out = publisher_qos(1)
@@ -81,7 +81,7 @@ class DepthNode(Node):
         self.pub_road = self.create_publisher(Image, "prior/road_mask", out) if s.segmentation_weights else None
         # frame hand-off (the image callback: O(1) checks, then the mailbox), worker and diagnostics
         self.mailbox = FrameMailbox()
-        self.images = ImageInput(self, qos, self.camera_info, self.mailbox, self.log.dropped)
+        self.images = ImageInput(self, qos, self.camera_info, self.mailbox, self.log.dropped, s.image_transport)
         self.latency = LatencyStats()
         self.worker = FrameWorker(self.mailbox, self._process, self.log.dropped, self.log.failed,
                                   prepare=lambda: self.backends.load(self.camera_info.size),
@@ -107,13 +107,12 @@ class DepthNode(Node):
         if backend is not self.pipeline.backend:  # loaded (or re-loaded): start the scale filter afresh
             self.pipeline.backend = backend
             self.pipeline.reset()
-        try:
-            pixels = decode_image(msg.encoding, msg.width, msg.height, msg.step, msg.data)
-        except ConversionError as exc:  # already checked in the callback; kept for safety
-            raise FrameDropped("invalid_image", str(exc)) from exc
         # Without a network only the shape and point colours are read: a view saves a full-frame copy.
         needs_pixels = self.pipeline.has_network or self.pipeline.segmentation is not None
-        image = to_rgb(pixels, msg.encoding) if needs_pixels else rgb_view(pixels, msg.encoding)
+        try:  # raw layouts were checked in the callback; compressed ones are decoded only here
+            image = rgb_from_msg(msg, view=not needs_pixels, size=(camera.width, camera.height))
+        except ConversionError as exc:
+            raise FrameDropped("invalid_image", str(exc)) from exc
         pose = self.pose_source.lookup(header.frame_id, header.stamp)
         mask = self.road_mask.for_camera(camera) if self.road_mask is not None else None
         t1 = time.perf_counter()
