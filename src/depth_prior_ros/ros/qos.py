@@ -32,3 +32,44 @@ def publisher_qos(depth: int = 1):
 def diagnostics_qos():
     """/diagnostics: reliable, a short history so an aggregator that lags a little misses nothing."""
     return publisher_qos(depth=10)
+
+
+# tf: the profiles tf2_ros uses (tf2_ros/qos.py of Humble, Jazzy and Kilted), so this node's /tf and
+# /tf_static endpoints match any tf2 broadcaster or listener of a robot.
+def tf_listener_qos(static: bool):
+    """tf2_ros DynamicListenerQoS / StaticListenerQoS: reliable, keep last 100, volatile / transient local
+    (a late joiner still gets every static transform the broadcasters latched)."""
+    from rclpy.qos import QoSDurabilityPolicy, QoSHistoryPolicy, QoSProfile, QoSReliabilityPolicy
+
+    return QoSProfile(history=QoSHistoryPolicy.KEEP_LAST, depth=100, reliability=QoSReliabilityPolicy.RELIABLE,
+                      durability=QoSDurabilityPolicy.TRANSIENT_LOCAL if static else QoSDurabilityPolicy.VOLATILE)
+
+
+def tf_broadcaster_qos(static: bool):
+    """tf2_ros DynamicBroadcasterQoS (keep last 100, volatile) / StaticBroadcasterQoS (keep last 1, transient
+    local: a static broadcaster latches one TFMessage with all its transforms)."""
+    from rclpy.qos import QoSDurabilityPolicy, QoSHistoryPolicy, QoSProfile, QoSReliabilityPolicy
+
+    return QoSProfile(history=QoSHistoryPolicy.KEEP_LAST, depth=1 if static else 100,
+                      reliability=QoSReliabilityPolicy.RELIABLE,
+                      durability=QoSDurabilityPolicy.TRANSIENT_LOCAL if static else QoSDurabilityPolicy.VOLATILE)
+
+
+# qos_overrides: rclpy's QoSOverridingOptions (rclpy/qos_overriding_options.py, Galactic on: the same
+# with_default_policies() and create_subscription(qos_overriding_options=...) in Humble, Jazzy and Kilted)
+# declares read-only parameters qos_overrides.<resolved topic>.subscription.{history,depth,reliability}
+# that a params file or -p sets at start, e.g. qos_overrides./camera/image.subscription.reliability: reliable.
+def input_qos_overrides():
+    from rclpy.qos_overriding_options import QoSOverridingOptions
+
+    return QoSOverridingOptions.with_default_policies()
+
+
+class InputQosOverrides:
+    """Node mixin: each subscription on a relative topic (the camera inputs: image, camera_info,
+    road_mask, ...) accepts qos_overrides; absolute ones (/tf, /tf_static) keep tf2's QoS."""
+
+    def create_subscription(self, msg_type, topic, callback, qos_profile, **kwargs):
+        if not str(topic).startswith("/"):
+            kwargs.setdefault("qos_overriding_options", input_qos_overrides())
+        return super().create_subscription(msg_type, topic, callback, qos_profile, **kwargs)
