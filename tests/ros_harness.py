@@ -55,6 +55,20 @@ def header(sec: int, frame_id: str = "cam_front_optical", nanosec: int = 0):
     return Header(stamp=stamp(sec, nanosec), frame_id=frame_id)
 
 
+def transform_msg(T_parent_from_child: np.ndarray, sec: int, parent: str = "base_footprint",
+                  child: str = "cam_front_optical"):
+    """geometry_msgs/TransformStamped of a (4, 4) transform, stamped ``sec``."""
+    from geometry_msgs.msg import TransformStamped
+
+    from depth_prior_ros.geometry.extrinsics import matrix_to_quaternion
+
+    ts = TransformStamped(header=header(sec, parent), child_frame_id=child)
+    t, r = ts.transform.translation, ts.transform.rotation
+    t.x, t.y, t.z = (float(v) for v in T_parent_from_child[:3, 3])
+    r.x, r.y, r.z, r.w = (float(v) for v in matrix_to_quaternion(T_parent_from_child[:3, :3]))
+    return ts
+
+
 def same_stamp(a, b) -> bool:
     return a.sec == b.sec and a.nanosec == b.nanosec
 

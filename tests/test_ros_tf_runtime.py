@@ -10,21 +10,19 @@ import os
 import numpy as np
 import pytest
 
-from ros_harness import diagnostics_for, header, make_camera, synthetic_gray, wait_for_subscribers
+from ros_harness import diagnostics_for, header, make_camera, synthetic_gray, transform_msg, wait_for_subscribers
 
 from depth_prior_ros.processes import NodeProcess, RosClient, wait_until
 
 pytest.importorskip("rclpy", reason="rclpy (ROS 2 wheels) not installed")
 pytest.importorskip("tf2_msgs.msg", reason="tf2_msgs not built (scripts/build_tf2_msgs.py)")
 from diagnostic_msgs.msg import DiagnosticArray  # noqa: E402
-from geometry_msgs.msg import TransformStamped  # noqa: E402
 from rcl_interfaces.srv import GetParameters, SetParameters  # noqa: E402
 from rclpy.parameter import Parameter, parameter_value_to_python  # noqa: E402
 from sensor_msgs.msg import CameraInfo, Image  # noqa: E402
 from tf2_msgs.msg import TFMessage  # noqa: E402
 
 from depth_prior_ros.geometry import pose_from_static  # noqa: E402
-from depth_prior_ros.geometry.extrinsics import matrix_to_quaternion  # noqa: E402
 from depth_prior_ros.prior import ground_depth  # noqa: E402
 from depth_prior_ros.ros.conversions import camera_info_msg, depth_from_image_msg, image_msg  # noqa: E402
 from depth_prior_ros.ros.qos import tf_broadcaster_qos  # noqa: E402
@@ -37,17 +35,6 @@ WIDTH, HEIGHT = 1242, 375  # a KITTI frame: best effort over the tests' shared-m
 CAMERA = make_camera(WIDTH, HEIGHT)
 FRAME = "cam_front_optical"
 TFMESSAGE_HASH = "RIHS01_e369d0f05a23ae52508854b66f6aa0437f3449d652e8cbf22d5abe85d020f087"
-
-
-def transform(T: np.ndarray, sec: int) -> TransformStamped:
-    ts = TransformStamped()
-    ts.header = header(sec, "base_footprint")
-    ts.child_frame_id = FRAME
-    ts.transform.translation.x, ts.transform.translation.y, ts.transform.translation.z = (float(v) for v in T[:3, 3])
-    q = matrix_to_quaternion(T[:3, :3])
-    r = ts.transform.rotation
-    r.x, r.y, r.z, r.w = (float(v) for v in q)
-    return ts
 
 
 @pytest.fixture(scope="module")
@@ -153,7 +140,7 @@ def test_depth_follows_the_pitch_published_on_tf(rig):
     for i, pitch in enumerate((0.0, 4.0, 8.0)):
         sec = 100 + i
         T = pose_from_static(1.5, math.radians(pitch))
-        tf_pub.publish(TFMessage(transforms=[transform(T, sec)]))
+        tf_pub.publish(TFMessage(transforms=[transform_msg(T, sec)]))
         got = send_frame(pubs, depth, sec)
         expected = ground_depth(CAMERA.K, WIDTH, HEIGHT, T, 80.0)
         both = np.isfinite(got[rows]) & np.isfinite(expected[rows])
@@ -170,13 +157,13 @@ def test_depth_follows_the_pitch_published_on_tf(rig):
 def test_max_depth_changes_at_runtime_and_a_bad_value_is_refused(rig):
     node, client, pubs, tf_pub, depth, diag = rig
     T = pose_from_static(1.5, math.radians(2.0))
-    tf_pub.publish(TFMessage(transforms=[transform(T, 200)]))
+    tf_pub.publish(TFMessage(transforms=[transform_msg(T, 200)]))
     before = send_frame(pubs, depth, 200)
     assert np.nanmax(before) > 30.0
 
     (ok,) = set_params(client, max_depth=30.0)
     assert ok.successful, ok.reason
-    tf_pub.publish(TFMessage(transforms=[transform(T, 201)]))
+    tf_pub.publish(TFMessage(transforms=[transform_msg(T, 201)]))
     after = send_frame(pubs, depth, 201)  # the next frame published
     assert np.nanmax(after) <= 30.0  # the scene prior fills the far field up to the new max_depth
 
@@ -187,6 +174,6 @@ def test_max_depth_changes_at_runtime_and_a_bad_value_is_refused(rig):
     (fixed,) = set_params(client, backend="ssd_student")
     assert not fixed.successful and "read-only" in fixed.reason.lower().replace("read only", "read-only")
     assert get_param(client, "max_depth") == 30.0 and get_param(client, "min_depth") == 0.5
-    tf_pub.publish(TFMessage(transforms=[transform(T, 202)]))
+    tf_pub.publish(TFMessage(transforms=[transform_msg(T, 202)]))
     assert np.nanmax(send_frame(pubs, depth, 202)) <= 30.0  # the old (accepted) value still applies
     assert node.alive()
