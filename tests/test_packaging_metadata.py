@@ -24,6 +24,7 @@ REQUIRED_EXEC_DEPENDS = {
 REQUIRED_SCRIPTS = {
     "depth_node": "depth_prior_ros.ros.depth_node:main",
     "prior_node": "depth_prior_ros.ros.prior_node:main",
+    "depth_lifecycle_node": "depth_prior_ros.ros.depth_lifecycle_node:main",  # issue #10 contract
     "depth-prior": "depth_prior_ros.cli:main",
 }
 

@@ -137,16 +137,22 @@ def test_qos_profiles_follow_the_parameters():
 
 
 def test_pose_source_says_which_is_used_and_why():
-    from depth_prior_ros.ros.pose_source import StaticPoseSource, import_tf2, make_pose_source
+    from depth_prior_ros.ros.diagnostics import WARN, DiagnosticReport
+    from depth_prior_ros.ros.pose_source import StaticPoseSource, import_tf2, import_tf_message, make_pose_source
 
     pose = parse_prior_params({"use_tf": False, "camera_height": 1.2, "camera_pitch_deg": 3.0}).pose
     off = make_pose_source(None, pose)
     assert isinstance(off, StaticPoseSource) and off.kind == "static"
     assert "use_tf is false" in off.description and "height 1.200 m, pitch 3.00 deg" in off.description
     np.testing.assert_allclose(off.lookup("cam", None), pose_from_static(1.2, math.radians(3.0)))
-    if import_tf2() is None:  # the PyPI wheels: no tf2_ros, so use_tf falls back and says so
+    if import_tf2() is None and import_tf_message() is None:  # neither tf2_ros nor tf2_msgs: static, and says so
         fallback = make_pose_source(None, parse_prior_params({"use_tf": True}).pose)
-        assert fallback.kind == "static" and "tf2_ros is not installed" in fallback.description
+        assert fallback.kind == "static" and "neither tf2_ros nor tf2_msgs" in fallback.description
+    else:  # the same fallback as it would be built there
+        fallback = StaticPoseSource(pose, "use_tf is true but no tf", warning="use_tf is true but no tf")
+    report = DiagnosticReport()
+    fallback.report(report)
+    assert report.level == WARN  # use_tf asked for and impossible: never silent
 
 
 def test_generated_files_follow_the_spec():

@@ -70,7 +70,11 @@ class DepthComposition(InputQosOverrides):
         self._inputs, self._configured, self._pending = [], [], None
         self.params = RuntimeParameters(self, DEPTH_NODE, declare_and_read(self, DEPTH_NODE),
                                         lambda values: parse_depth_params(values, check_files=False), self._on_settings)
-        self.context.on_shutdown(lambda: self.mailbox is not None and self.mailbox.close())  # Ctrl-C: worker first
+        self.context.on_shutdown(self._close_mailbox)  # Ctrl-C: the worker stops before handles go away
+
+    def _close_mailbox(self) -> None:  # a bound method: rclpy keeps on_shutdown callbacks as weak references
+        if self.mailbox is not None:
+            self.mailbox.close()
 
     def _configure(self, load_now: bool) -> None:
         before = _entities(self)
