@@ -40,8 +40,10 @@ TFMESSAGE_HASH = "RIHS01_e369d0f05a23ae52508854b66f6aa0437f3449d652e8cbf22d5abe8
 @pytest.fixture(scope="module")
 def rig(tmp_path_factory):
     log = tmp_path_factory.mktemp("tf_runtime") / "depth_node.log"
+    # Shipped defaults, except one qos_overrides entry (rclpy's QoS overriding options) on camera_info.
+    overrides = {f"{NS}/camera_info": {"subscription": {"reliability": "reliable", "depth": 5}}}
     node = NodeProcess("depth_prior_ros.ros.depth_node", {"diagnostics_period": 0.3, "publish_colored": False,
-                                                         "publish_points": False}, log, NS)
+                                                         "publish_points": False, "qos_overrides": overrides}, log, NS)
     node.start()
     client = RosClient("tf_runtime_test")
     pubs = {"image": client.publisher(Image, f"{NS}/image"), "info": client.publisher(CameraInfo, f"{NS}/camera_info")}
@@ -95,6 +97,19 @@ def set_params(client, **values):
 def get_param(client, name: str):
     result = call(client, GetParameters, "get_parameters", GetParameters.Request(names=[name]))
     return parameter_value_to_python(result.values[0])
+
+
+def test_inputs_take_the_sensor_data_qos_and_qos_overrides(rig):
+    client = rig[1]
+
+    def qos(topic: str):
+        infos = client.node.get_subscriptions_info_by_topic(f"{NS}/{topic}")
+        return infos[0].qos_profile if infos else None
+
+    assert wait_until(lambda: qos("image") is not None and qos("camera_info") is not None, 30.0)
+    # (the graph carries reliability and durability; history depth is not part of discovery)
+    assert qos("image").reliability.name == "BEST_EFFORT"  # as shipped: sensor data
+    assert qos("camera_info").reliability.name == "RELIABLE"  # qos_overrides./<ns>/camera_info...
 
 
 def test_tf_subscription_is_the_real_tf2_type(rig):

@@ -8,6 +8,8 @@ the node.
 """
 from __future__ import annotations
 
+import copy
+
 from ..parameters import QosSettings
 
 
@@ -72,4 +74,7 @@ class InputQosOverrides:
     def create_subscription(self, msg_type, topic, callback, qos_profile, **kwargs):
         if not str(topic).startswith("/"):
             kwargs.setdefault("qos_overriding_options", input_qos_overrides())
+            # rclpy applies the overrides to the profile object itself: one copy per topic, so an override
+            # of camera_info does not leak into image, which was given the same profile.
+            qos_profile = copy.copy(qos_profile)
         return super().create_subscription(msg_type, topic, callback, qos_profile, **kwargs)
