@@ -174,7 +174,8 @@ SPEC: tuple[Param, ...] = (
     _p("publish_prior", True, "Publish prior/depth (32FC1) when someone subscribes.", "outputs",
        "node.publish_prior", runtime=True),
     # transport and diagnostics
-    _p("qos_reliability", "best_effort", "Subscription reliability (best_effort: the sensor-data profile).",
+    _p("qos_reliability", "best_effort", "Input subscription reliability (best_effort: the sensor-data profile; "
+       "reliable over a network); per topic: qos_overrides.<topic>.subscription.*.",
        "transport and diagnostics", "qos.reliability", choices=("best_effort", "reliable"), nodes=BOTH),
     _p("qos_depth", 1, "Subscription history depth.", "transport and diagnostics", "qos.depth", minimum=1,
        maximum=10_000, nodes=BOTH),

@@ -57,10 +57,12 @@ def tf_broadcaster_qos(static: bool):
                       durability=QoSDurabilityPolicy.TRANSIENT_LOCAL if static else QoSDurabilityPolicy.VOLATILE)
 
 
-# qos_overrides: rclpy's QoSOverridingOptions (rclpy/qos_overriding_options.py, Galactic on: the same
-# with_default_policies() and create_subscription(qos_overriding_options=...) in Humble, Jazzy and Kilted)
-# declares read-only parameters qos_overrides.<resolved topic>.subscription.{history,depth,reliability}
-# that a params file or -p sets at start, e.g. qos_overrides./camera/image.subscription.reliability: reliable.
+# qos_overrides: rclpy's QoSOverridingOptions declares read-only parameters
+# qos_overrides.<resolved topic>.subscription.{history,depth,reliability} that a params file or -p sets at
+# start, e.g. qos_overrides./camera/image.subscription.reliability: reliable. Checked in ros2/rclpy's humble
+# (3.3.x) and jazzy (7.1.x) branches and the Kilted wheel here (9.1.2): QoSOverridingOptions.
+# with_default_policies(), Node.create_subscription(..., qos_overriding_options=...), and a re-declared
+# override parameter (a lifecycle node subscribing again on re-activation) taken as already declared.
 def input_qos_overrides():
     from rclpy.qos_overriding_options import QoSOverridingOptions
 
