@@ -172,3 +172,25 @@ def test_core_config_defaults_equal_the_spec():
         section, field_name = p.target.split(".")
         if section in core:
             assert getattr(core[section], field_name) == p.default, f"{p.name}: core default differs from the spec"
+
+
+def test_tf_lookups_warn_then_error_when_the_transform_stays_missing():
+    """use_tf with no transform: WARN while lookups fail, ERROR once they have failed TF_ERROR_AFTER_S."""
+    from depth_prior_ros.ros.diagnostics import ERROR, OK, WARN, DiagnosticReport
+    from depth_prior_ros.ros.pose_source import TF_ERROR_AFTER_S, PoseUnavailable, _TfLookups
+
+    source = _TfLookups(parse_prior_params({}).pose, "test")
+
+    def level() -> int:
+        report = DiagnosticReport()
+        source.report(report)
+        return report.level
+
+    assert level() == OK  # started, no image asked for a pose yet
+    with pytest.raises(PoseUnavailable, match="empty frame_id"):
+        source._check("", None)
+    assert level() == WARN
+    source._failing_since -= TF_ERROR_AFTER_S + 1  # the failures persist
+    assert level() == ERROR
+    source._pose("cam", pose_from_static(1.5, 0.05))  # a transform arrives: healthy again
+    assert level() == OK

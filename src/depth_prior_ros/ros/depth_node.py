@@ -41,7 +41,7 @@ from .diagnostics import DiagnosticReport, DiagnosticsPublisher, LatencyStats
 from .inputs import CameraInfoInput, ImageInput, RoadMaskInput
 from .output_checks import OutputChecks
 from .params import RuntimeParameters, declare_and_read
-from .pose_source import make_pose_source, report_pose
+from .pose_source import checked, make_pose_source, report_pose
 from .qos import InputQosOverrides, publisher_qos, subscription_qos
 from .runtime import FrameLog, run_node
 from .worker import Frame, FrameDropped, FrameMailbox, FrameWorker
@@ -69,7 +69,8 @@ class DepthComposition(InputQosOverrides):
         self.mailbox = self.camera_info = self.road_mask = None
         self._inputs, self._configured, self._pending = [], [], None
         self.params = RuntimeParameters(self, DEPTH_NODE, declare_and_read(self, DEPTH_NODE),
-                                        lambda values: parse_depth_params(values, check_files=False), self._on_settings)
+                                        lambda values: checked(parse_depth_params(values, check_files=False)),
+                                        self._on_settings)
         self.context.on_shutdown(self._close_mailbox)  # Ctrl-C: the worker stops before handles go away
 
     def _close_mailbox(self) -> None:  # a bound method: rclpy keeps on_shutdown callbacks as weak references

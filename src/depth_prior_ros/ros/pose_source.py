@@ -239,6 +239,14 @@ class TreePoseSource(_TfLookups):
         return "no message on /tf or /tf_static yet" if self.received == 0 else "waiting for the first image"
 
 
+def checked(settings):
+    """A node's parsed settings, after checking that its static pose (when it uses one) sees the road:
+    a runtime change must be refused in the parameter callback, not fail later in the worker."""
+    if not settings.pose.use_tf:
+        StaticPoseSource(settings.pose)  # ParameterError (one sentence) when unusable
+    return settings
+
+
 def make_pose_source(node, settings: PoseSettings):
     """With use_tf: TfPoseSource where tf2_ros imports, else TreePoseSource where tf2_msgs does, else
     StaticPoseSource with a WARN; without use_tf, StaticPoseSource saying why."""

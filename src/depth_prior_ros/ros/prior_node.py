@@ -26,7 +26,7 @@ from .conversions import camera_info_with_header, depth_image_msg, image_msg, rg
 from .diagnostics import DiagnosticReport, DiagnosticsPublisher, LatencyStats
 from .inputs import CameraInfoInput, ImageInput, RoadMaskInput
 from .params import RuntimeParameters, declare_and_read
-from .pose_source import make_pose_source, report_pose
+from .pose_source import checked, make_pose_source, report_pose
 from .qos import InputQosOverrides, publisher_qos, subscription_qos
 from .runtime import FrameLog, run_node
 from .worker import Frame, FrameDropped, FrameMailbox, FrameWorker
@@ -43,7 +43,8 @@ class PriorNode(InputQosOverrides, Node):
         values = declare_and_read(self, PRIOR_NODE)
         self.settings = s = parse_prior_params(values)
         self._pending = None  # runtime parameters: stored here, applied by the worker before its next frame
-        self.params = RuntimeParameters(self, PRIOR_NODE, values, parse_prior_params, self._on_settings)
+        self.params = RuntimeParameters(self, PRIOR_NODE, values, lambda v: checked(parse_prior_params(v)),
+                                        self._on_settings)
         self.log = FrameLog(self)
         self.pose_source = make_pose_source(self, s.pose)
         self.get_logger().info(f"camera pose from {self.pose_source.description}")
