@@ -79,7 +79,15 @@ class DepthComposition(InputQosOverrides):
 
     def _configure(self, load_now: bool) -> None:
         before = _entities(self)
-        self.log.stopping = False
+        try:
+            self._build(load_now)
+        except BaseException:  # a configuration error: leave nothing behind (a lifecycle node may retry)
+            _destroy(self, _entities(self, before))
+            raise
+        self._configured = _entities(self, before)
+
+    def _build(self, load_now: bool) -> None:
+        self.log.stopping, self._pending = False, None  # the parameters' current values are read below
         self.settings = s = parse_depth_params(self.params.values)
         self.pose_source = make_pose_source(self, s.pose)
         self.get_logger().info(f"camera pose from {self.pose_source.description}")
@@ -112,7 +120,6 @@ class DepthComposition(InputQosOverrides):
                                   name=f"{self.NODE_NAME}_worker")
         self.diagnostics = DiagnosticsPublisher(self, "depth", s.diagnostics_period, self.mailbox, self.latency,
                                                 DROP_REASONS, self._report)
-        self._configured = _entities(self, before)
 
     def _activate(self) -> None:
         """Subscribe the inputs (qos_overrides.<topic>.* parameters may change their QoS, see qos.py)."""

@@ -142,12 +142,13 @@ class _TfLookups:
             persisted = time.monotonic() - since
             level = ERROR if persisted >= TF_ERROR_AFTER_S else WARN
             report.escalate(level, f"use_tf: no camera pose from tf for {persisted:.1f} s: {failure}")
-        elif ok == 0 and time.monotonic() - self._started >= TF_ERROR_AFTER_S:
-            report.escalate(WARN, f"use_tf: no {self.ground_frame} <- camera transform looked up yet "
-                                  f"({self.waiting_for()})")
+        elif ok == 0 and self.silent() and time.monotonic() - self._started >= TF_ERROR_AFTER_S:
+            report.escalate(WARN, f"use_tf: nothing received on /tf or /tf_static in "
+                                  f"{time.monotonic() - self._started:.0f} s")
 
-    def waiting_for(self) -> str:
-        return "waiting for the first image"
+    def silent(self) -> bool:
+        """True when no tf message has arrived at all (only the node's own subscriptions can tell)."""
+        return False
 
 
 class TfPoseSource(_TfLookups):
@@ -235,8 +236,8 @@ class TreePoseSource(_TfLookups):
             report.add("tf_transforms_rejected", self.rejected)
         super().report(report)
 
-    def waiting_for(self) -> str:
-        return "no message on /tf or /tf_static yet" if self.received == 0 else "waiting for the first image"
+    def silent(self) -> bool:
+        return self.received == 0
 
 
 def checked(settings):
