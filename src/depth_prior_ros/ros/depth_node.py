@@ -43,7 +43,7 @@ from .output_checks import OutputChecks
 from .params import RuntimeParameters, declare_and_read
 from .pose_source import checked, make_pose_source, report_pose
 from .qos import InputQosOverrides, publisher_qos, subscription_qos
-from .runtime import FrameLog, run_node
+from .runtime import FrameLog, destroy_entities, node_entities, run_node
 from .worker import Frame, FrameDropped, FrameMailbox, FrameWorker
 
 DROP_REASONS = ("busy", "invalid_image", "no_camera_info", "invalid_camera_info", "camera_info_mismatch",
@@ -78,13 +78,13 @@ class DepthComposition(InputQosOverrides):
             self.mailbox.close()
 
     def _configure(self, load_now: bool) -> None:
-        before = _entities(self)
+        before = node_entities(self)
         try:
             self._build(load_now)
         except BaseException:  # a configuration error: leave nothing behind (a lifecycle node may retry)
-            _destroy(self, _entities(self, before))
+            destroy_entities(self, node_entities(self, before))
             raise
-        self._configured = _entities(self, before)
+        self._configured = node_entities(self, before)
 
     def _build(self, load_now: bool) -> None:
         self.log.stopping, self._pending = False, None  # the parameters' current values are read below
@@ -123,23 +123,23 @@ class DepthComposition(InputQosOverrides):
 
     def _activate(self) -> None:
         """Subscribe the inputs (qos_overrides.<topic>.* parameters may change their QoS, see qos.py)."""
-        before, s = _entities(self), self.settings
+        before, s = node_entities(self), self.settings
         qos = subscription_qos(s.qos)
         self.camera_info = CameraInfoInput(self, qos, self.log.warn)
         self.road_mask = RoadMaskInput(self, qos, self.log.warn) if s.use_road_mask else None
         self.images = ImageInput(self, qos, self.camera_info, self.mailbox, self.log.dropped)
-        self._inputs = _entities(self, before)
+        self._inputs = node_entities(self, before)
 
     def _deactivate(self, timeout: float = 5.0) -> None:
         """Unsubscribe, then let the frame in progress finish, so nothing is published after."""
-        _destroy(self, self._inputs)
+        destroy_entities(self, self._inputs)
         self._inputs = []
         self.mailbox.wait_idle(timeout)
 
     def _cleanup(self) -> None:
         self._deactivate()
         self.stop()
-        _destroy(self, self._configured)
+        destroy_entities(self, self._configured)
         self._configured = []
         self.pipeline.backend = None
         self.backends = self.camera_info = self.road_mask = None
@@ -272,20 +272,6 @@ class DepthNode(DepthComposition, Node):
         self._declare(retry_period)
         self._configure(load_now=False)
         self._activate()
-
-
-def _entities(node, before: dict | None = None) -> dict:
-    """The node's publishers, subscriptions and timers (those created since ``before`` when given)."""
-    now = {"publisher": list(node.publishers), "subscription": list(node.subscriptions), "timer": list(node.timers)}
-    if before is None:
-        return now
-    return {kind: [e for e in items if all(e is not b for b in before[kind])] for kind, items in now.items()}
-
-
-def _destroy(node, entities) -> None:
-    for kind, items in (entities or {}).items():
-        for entity in items:
-            getattr(node, f"destroy_{kind}")(entity)
 
 
 def main(args=None) -> int:
