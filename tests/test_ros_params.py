@@ -190,7 +190,11 @@ def test_tf_lookups_warn_then_error_when_the_transform_stays_missing():
     with pytest.raises(PoseUnavailable, match="empty frame_id"):
         source._check("", None)
     assert level() == WARN
-    source._failing_since -= TF_ERROR_AFTER_S + 1  # the failures persist
+    source._failing_since -= TF_ERROR_AFTER_S + 1  # the failures have persisted that long
     assert level() == ERROR
+    source._failed_at -= TF_ERROR_AFTER_S + 1  # ... but no frame asked since: nothing to report now
+    assert level() == OK
+    with pytest.raises(PoseUnavailable):
+        source._check("", None)
     source._pose("cam", pose_from_static(1.5, 0.05))  # a transform arrives: healthy again
     assert level() == OK

@@ -105,7 +105,8 @@ class _TfLookups:
         self.last_summary = "no transform yet"
         self._lock = threading.Lock()
         self._started = time.monotonic()
-        self._failing_since: float | None = None
+        self._failing_since: float | None = None  # first failed lookup of the current streak
+        self._failed_at = 0.0                       # the latest failed lookup
         self._failure = ""
         self._ok = 0
 
@@ -129,17 +130,19 @@ class _TfLookups:
 
     def _failed(self, message: str):
         with self._lock:
+            self._failed_at = time.monotonic()
             if self._failing_since is None:
-                self._failing_since = time.monotonic()
+                self._failing_since = self._failed_at
             self._failure = message
         raise PoseUnavailable(message)
 
     def report(self, report: DiagnosticReport) -> None:
         with self._lock:
-            since, failure, ok = self._failing_since, self._failure, self._ok
+            since, last, failure, ok = self._failing_since, self._failed_at, self._failure, self._ok
         report.add("tf_lookups_ok", ok)
-        if since is not None:
-            persisted = time.monotonic() - since
+        now = time.monotonic()
+        if since is not None and now - last < TF_ERROR_AFTER_S:  # (an old streak: images stopped coming)
+            persisted = last - since
             level = ERROR if persisted >= TF_ERROR_AFTER_S else WARN
             report.escalate(level, f"use_tf: no camera pose from tf for {persisted:.1f} s: {failure}")
         elif ok == 0 and self.silent() and time.monotonic() - self._started >= TF_ERROR_AFTER_S:
