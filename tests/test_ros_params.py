@@ -67,7 +67,8 @@ def test_defaults_parse_into_the_pipeline_config():
 def test_values_are_parsed_and_integers_accepted_for_floats():
     s = parse_depth_params({"camera_pitch_deg": 2, "camera_height": 2, "max_depth": 50, "filter_reset_after": 3.0,
                             "backend_options": '{"input_width": 784}', "output_encoding": "16UC1",
-                            "qos_reliability": "reliable", "qos_depth": 5, "device": "cuda:1", "dtype": "bf16"})
+                            "qos_reliability": "reliable", "qos_depth": 5, "device": "cuda:1", "dtype": "bf16"},
+                           check_files=False)  # prior_only refuses input_width at start (test_safety_params)
     assert isinstance(s.pose.camera_pitch_deg, float) and s.pose.camera_height == 2.0
     assert s.pipeline.max_depth == 50.0 and s.pipeline.filter_reset_after == 3
     assert s.backend_kwargs() == {"weights": "", "device": "cuda:1", "dtype": "bf16", "input_width": 784}
@@ -78,7 +79,7 @@ def test_values_are_parsed_and_integers_accepted_for_floats():
 def test_weights_path_must_exist_and_is_expanded(tmp_path):
     weights = tmp_path / "model.safetensors"
     weights.write_bytes(b"0")
-    assert parse_depth_params({"weights": str(weights)}).weights == str(weights)
+    assert parse_depth_params({"backend": "ssd_student", "weights": str(weights)}).weights == str(weights)
     with pytest.raises(ParameterError, match=r"parameter 'weights': '.*missing.onnx' does not exist"):
         parse_depth_params({"weights": str(tmp_path / "missing.onnx")})
     assert parse_depth_params({"weights": str(tmp_path / "missing.onnx")}, check_files=False)

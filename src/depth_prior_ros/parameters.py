@@ -195,6 +195,26 @@ def node_defaults(node: str) -> dict[str, object]:
     return {p.name: p.default for p in node_parameters(node)}
 
 
+# Names rclpy and the ROS tools set on every node themselves: never the user's typo.
+ROS_OWN_PARAMETERS = ("use_sim_time", "start_type_description_service", "start_parameter_services",
+                      "start_parameter_event_publisher")
+ROS_OWN_PREFIXES = ("qos_overrides.",)
+
+
+def check_known_names(names, node: str) -> None:
+    """ParameterError for the first of ``names`` that ``node`` does not declare, with the closest
+    known name: an unknown ``-p camera_heigth:=1.2`` would otherwise be ignored without a word."""
+    import difflib
+
+    known = [p.name for p in node_parameters(node)]
+    for name in names:
+        if name in known or name in ROS_OWN_PARAMETERS or name.startswith(ROS_OWN_PREFIXES):
+            continue
+        close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
+        hint = f"; did you mean '{close[0]}'?" if close else " (README: Parameters lists them)"
+        raise ParameterError(f"{node} has no parameter {shown(name)}{hint}")
+
+
 # --------------------------------------------------------------------------- the nodes' settings
 @dataclass(frozen=True)
 class PoseSettings:
@@ -297,6 +317,15 @@ def _check_backend(node: dict, check_files: bool) -> None:
     _require(not clash, f"parameter 'backend_options' must not repeat '{clash[0] if clash else ''}'; "
                         "set that parameter instead")
     node["backend_options"] = options
+    if check_files:  # what retrying the load cannot fix stops the node now (an unknown option, no weights)
+        from .models.base import BackendError
+        from .models.registry import check_backend_options
+
+        try:
+            check_backend_options(node["backend"], {"weights": weights, "device": node["device"],
+                                                    "dtype": node["dtype"], **options})
+        except BackendError as exc:
+            raise ParameterError(str(exc)) from None
 
 
 def _check_paths(node: dict, check_files: bool) -> None:

@@ -4,7 +4,8 @@ the prior, the road mask of its segmenter (``prior/road_mask``, with ``segmentat
 
 Failure policy:
 - Configuration errors stop the node at start with one sentence naming the parameter and exit status
-  2: an unknown ``backend`` name, a ``weights`` path that does not exist, a malformed value (bad JSON in
+  2: an unknown parameter name (with the closest known one), an unknown ``backend`` name or option, no
+  ``weights`` for a network backend or a path that does not exist, a malformed value (bad JSON in
   ``backend_options``, min_depth >= max_depth, ...), a road segmenter that cannot be loaded. Retrying
   cannot fix those.
 - Runtime failures of the network degrade instead (backend_manager.py): if the backend cannot be built

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 import sys
 
-from ..parameters import Param, ParameterError, node_parameters
+from ..parameters import Param, ParameterError, check_known_names, node_parameters
 
 _INT64_MAX = 2 ** 63 - 1
 
@@ -47,6 +47,9 @@ def declare_and_read(node, node_name: str) -> dict:
     """
     from rclpy.exceptions import InvalidParameterValueException
 
+    # rclpy keeps the -p / --params-file values meant for this node in _parameter_overrides (Humble
+    # through Kilted); an undeclared one would be ignored silently, so a typo is refused here.
+    check_known_names(sorted(getattr(node, "_parameter_overrides", {})), node_name)
     values = {}
     for param in node_parameters(node_name):
         try:
