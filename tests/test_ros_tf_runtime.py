@@ -17,7 +17,7 @@ from depth_prior_ros.processes import NodeProcess, RosClient, wait_until
 pytest.importorskip("rclpy", reason="rclpy (ROS 2 wheels) not installed")
 pytest.importorskip("tf2_msgs.msg", reason="tf2_msgs not built (scripts/build_tf2_msgs.py)")
 from diagnostic_msgs.msg import DiagnosticArray  # noqa: E402
-from rcl_interfaces.srv import GetParameters, SetParameters  # noqa: E402
+from rcl_interfaces.srv import DescribeParameters, GetParameters, SetParameters  # noqa: E402
 from rclpy.parameter import Parameter, parameter_value_to_python  # noqa: E402
 from sensor_msgs.msg import CameraInfo, Image  # noqa: E402
 from tf2_msgs.msg import TFMessage  # noqa: E402
@@ -189,6 +189,9 @@ def test_max_depth_changes_at_runtime_and_a_bad_value_is_refused(rig):
     (fixed,) = set_params(client, backend="ssd_student")
     assert not fixed.successful and "read-only" in fixed.reason.lower().replace("read only", "read-only")
     assert get_param(client, "max_depth") == 30.0 and get_param(client, "min_depth") == 0.5
+    described = call(client, DescribeParameters, "describe_parameters",
+                     DescribeParameters.Request(names=["max_depth", "backend"])).descriptors
+    assert [d.read_only for d in described] == [False, True]  # what ros2 param describe shows
     tf_pub.publish(TFMessage(transforms=[transform_msg(T, 202)]))
     assert np.nanmax(send_frame(pubs, depth, 202)) <= 30.0  # the old (accepted) value still applies
     assert node.alive()
