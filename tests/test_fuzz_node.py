@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 pytest.importorskip("rclpy", reason="rclpy (ROS 2 wheels) is not installed")
 from sensor_msgs.msg import CameraInfo, Image  # noqa: E402
 
-from depth_prior_ros.bench.driver import Driver  # noqa: E402
+from depth_prior_ros.bench.driver import CAMERA_FRAME, Driver  # noqa: E402
 from depth_prior_ros.bench.transport import DEPTH_NODE_MODULE, depth_node_params  # noqa: E402
 from depth_prior_ros.processes import (NodeProcess, choose_domain_id, isolated_ros, log_problems,  # noqa: E402
                                        unique_namespace)
@@ -110,7 +110,8 @@ def live(tmp_path_factory):
         assert not log_problems(text), log_problems(text)
 
 
-def image(encoding="rgb8", width=W, height=H, step=None, data_len=None, fill=90, frame_id="camera", bigendian=0):
+def image(encoding="rgb8", width=W, height=H, step=None, data_len=None, fill=90, frame_id=CAMERA_FRAME,
+          bigendian=0):
     channels = {"rgb8": 3, "bgr8": 3, "mono8": 1}.get(encoding, 4)
     msg = Image()
     msg.header.frame_id = frame_id
