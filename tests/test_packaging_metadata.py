@@ -36,6 +36,7 @@ ROS_EXTRA = {"rclpy", "launch", "launch_ros", "ament_index_python"}  # ROS packa
 REQUIRED_SCRIPTS = {
     "depth_node": "depth_prior_ros.ros.depth_node:main",
     "prior_node": "depth_prior_ros.ros.prior_node:main",
+    "depth_lifecycle_node": "depth_prior_ros.ros.depth_lifecycle_node:main",  # issue #10 contract
     "depth-prior": "depth_prior_ros.cli:main",
 }
 
@@ -165,8 +166,10 @@ def test_fastdds_profile_uses_only_loopback_unicast():
     assert participant is not None and participant.get("is_default_profile") == "true"
     assert participant.findtext("dds:rtps/dds:useBuiltinTransports", namespaces=namespace) == "false"
     transports = root.findall("dds:profiles/dds:transport_descriptors/dds:transport_descriptor", namespace)
-    assert len(transports) == 1 and transports[0].findtext("dds:type", namespaces=namespace) == "UDPv4"
-    allowed = [a.text for a in transports[0].findall("dds:interfaceWhiteList/dds:address", namespace)]
+    # Shared memory (host-local; best-effort large images arrive whole) and UDP restricted to loopback.
+    kinds = {t.findtext("dds:type", namespaces=namespace): t for t in transports}
+    assert sorted(kinds) == ["SHM", "UDPv4"]
+    allowed = [a.text for a in kinds["UDPv4"].findall("dds:interfaceWhiteList/dds:address", namespace)]
     assert allowed == ["127.0.0.1"]
     addresses = [a.text for a in root.iter("{%s}address" % namespace["dds"])]
     assert addresses and set(addresses) == {"127.0.0.1"}

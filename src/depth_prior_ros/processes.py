@@ -31,9 +31,10 @@ _PACKAGE_PARENT = Path(__file__).resolve().parents[1]  # .../src (or site-packag
 
 # The benchmarks' Fast DDS profile ("shm"): user data between processes through shared memory (as between
 # nodes on one vehicle computer); discovery and any UDP stay on 127.0.0.1 (no multicast, nothing on eth0:
-# checked with tcpdump). Why not UDP loopback only (config/fastdds_localhost.xml)? A 1600x900 rgb8 image is
-# ~70 UDP fragments; with best-effort (sensor-data) QoS one lost fragment loses the frame, and with default
-# kernel socket buffers most frames are lost (1 of 30 arrived at 10 Hz): that measures a socket buffer.
+# checked with tcpdump). Why not UDP loopback only? A 1600x900 rgb8 image is ~70 UDP fragments; with
+# best-effort (sensor-data) QoS one lost fragment loses the frame, and with default kernel socket buffers
+# most frames are lost (1 of 30 arrived at 10 Hz): that measures a socket buffer. The tests' profile
+# (config/fastdds_localhost.xml, from scripts/local_ros_env.sh) has the same two transports.
 SHM_LOOPBACK_PROFILE = """<?xml version="1.0" encoding="UTF-8"?>
 <dds xmlns="http://www.eprosima.com/XMLSchemas/fastRTPS_Profiles">
   <profiles>

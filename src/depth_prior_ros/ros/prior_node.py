@@ -25,9 +25,9 @@ from ..prior.scene import SOURCE_NONE
 from .conversions import ConversionError, camera_info_with_header, depth_image_msg, image_msg, rgb_from_msg
 from .diagnostics import DiagnosticReport, DiagnosticsPublisher, LatencyStats
 from .inputs import CameraInfoInput, ImageInput, RoadMaskInput
-from .params import declare_and_read
-from .pose_source import make_pose_source, report_pose
-from .qos import publisher_qos, subscription_qos
+from .params import RuntimeParameters, declare_and_read
+from .pose_source import checked, make_pose_source, report_pose
+from .qos import InputQosOverrides, publisher_qos, subscription_qos
 from .runtime import FrameLog, run_node
 from .worker import Frame, FrameDropped, FrameMailbox, FrameWorker
 
@@ -35,12 +35,16 @@ DROP_REASONS = ("busy", "invalid_camera_info", "no_pose", "road_mask_mismatch", 
 IMAGE_DROP_REASONS = ("invalid_image", "no_camera_info", "unpaired_camera_info", "camera_info_mismatch")  # with a segmenter
 
 
-class PriorNode(Node):
+class PriorNode(InputQosOverrides, Node):
     NODE_NAME = PRIOR_NODE
 
     def __init__(self, **node_kwargs):
         super().__init__(self.NODE_NAME, **node_kwargs)
-        self.settings = s = parse_prior_params(declare_and_read(self, PRIOR_NODE))
+        values = declare_and_read(self, PRIOR_NODE)
+        self.settings = s = parse_prior_params(values)
+        self._pending = None  # runtime parameters: stored here, applied by the worker before its next frame
+        self.params = RuntimeParameters(self, PRIOR_NODE, values, lambda v: checked(parse_prior_params(v)),
+                                        self._on_settings)
         self.log = FrameLog(self)
         self.pose_source = make_pose_source(self, s.pose)
         self.get_logger().info(f"camera pose from {self.pose_source.description}")
@@ -88,8 +92,24 @@ class PriorNode(Node):
         else:
             self.mailbox.put(Frame(msg, received_at, camera, msg))
 
+    def _on_settings(self, settings) -> None:
+        self._pending = settings
+
     # worker thread ----------------------------------------------------------------------------
+    def _apply_pending(self) -> None:
+        new, self._pending = self._pending, None
+        if new is None:
+            return
+        old, self.settings = self.settings, new
+        cfg = new.pipeline
+        if (cfg.prior_mode, cfg.min_depth, cfg.max_depth) != (old.pipeline.prior_mode, old.pipeline.min_depth,
+                                                              old.pipeline.max_depth):
+            self.priors = ScenePriorCache(cfg.prior_mode, cfg.min_depth, cfg.max_depth)
+        if new.pose != old.pose:
+            self.pose_source.apply(new.pose)
+
     def _process(self, frame: Frame) -> None:
+        self._apply_pending()
         camera, header = frame.camera, frame.msg.header
         t0 = time.perf_counter()
         pose = self.pose_source.lookup(header.frame_id, header.stamp)
