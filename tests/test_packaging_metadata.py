@@ -15,7 +15,8 @@ from helpers_packaging import PACKAGE, REPO, console_scripts, module_file
 
 # rosdep keys every runtime dependency needs (rosdistro rosdep/base.yaml + python.yaml, ROS package names).
 REQUIRED_EXEC_DEPENDS = {
-    "rclpy", "rcl_interfaces", "sensor_msgs", "diagnostic_msgs", "tf2_msgs", "tf2_ros_py", "launch", "launch_ros",
+    "rclpy", "rcl_interfaces", "sensor_msgs", "diagnostic_msgs", "tf2_msgs", "geometry_msgs", "tf2_ros_py", "launch",
+    "launch_ros",
     "python3-numpy", "python3-opencv", "python3-yaml", "python3-tqdm", "python3-matplotlib",
     "python3-rosbags-pip", "python3-torch", "python3-transformers-pip", "python3-onnxruntime-pip",
 }
@@ -29,6 +30,7 @@ PIP_ONLY = {"diffusers": "diffusers", "safetensors": "safetensors", "onnx": "onn
             "ai_edge_litert": "ai-edge-litert", "openvino": "openvino"}
 # Declared without an import, each for a reason.
 NOT_IMPORTED = {"tf2_msgs": "the /tf and /tf_static type the pose lookup subscribes (through tf2_ros)",
+                "geometry_msgs": "the TransformStamped of a tf lookup, read by the pose source and the TF tree",
                 "ros2launch": "the `ros2 launch` verb that runs launch/*.launch.py"}
 ROS_EXTRA = {"rclpy", "launch", "launch_ros", "ament_index_python"}  # ROS packages not named *_msgs / *_interfaces
 REQUIRED_SCRIPTS = {

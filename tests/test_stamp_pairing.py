@@ -82,3 +82,11 @@ def test_zero_tolerance_is_exact_only_and_the_buffer_is_bounded():
     assert decided(p.add_image(T + 4 * MS, "x")) == [("x", 4, None)]
     assert p.add_image(T + 1 * MS, "old") == []  # pushed out of the 3-deep buffer
     assert p.add_image(T + 2 * MS + 1, "off") == []  # 1 ns off: no pairing with tolerance 0
+
+
+def test_drain_gives_up_every_waiting_image():
+    p, _ = pairing()
+    p.add_image(T, 1)
+    p.add_image(T + MS * 100, 2)
+    assert [(o.image, o.reason) for o in p.drain("shutdown", "closed")] == [(1, "shutdown"), (2, "shutdown")]
+    assert p.waiting == 0 and p.drain("shutdown", "closed") == []

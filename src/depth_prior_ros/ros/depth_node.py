@@ -134,6 +134,8 @@ class DepthComposition(InputQosOverrides):
     def _deactivate(self, timeout: float = 5.0) -> None:
         """Unsubscribe, then let the frame in progress finish, so nothing is published after."""
         destroy_entities(self, self._inputs)
+        if self._inputs:
+            self.images.close()  # images still waiting for their camera_info: counted, not left pending
         self._inputs = []
         self.mailbox.wait_idle(timeout)
 

@@ -17,7 +17,7 @@ from .conversions import (MASK_ENCODINGS, ConversionError, camera_from_info, che
                           mask_from_image_msg)
 from .diagnostics import WARN, DiagnosticReport
 from .stamp_pairing import StampPairing
-from .worker import Frame, FrameDropped, FrameMailbox
+from .worker import DROP_SHUTDOWN, Frame, FrameDropped, FrameMailbox
 
 IMAGE_TRANSPORTS = ("raw", "compressed")
 EXPIRY_PERIOD_S = 0.1  # how often images waiting for their camera_info are checked for time-out
@@ -108,6 +108,10 @@ class CameraInfoInput:
     def expire(self) -> list:
         with self._lock:
             return self.pairing.expire()
+
+    def drain(self, reason: str, message: str) -> list:
+        with self._lock:
+            return self.pairing.drain(reason, message)
 
     def size(self, timeout: float = 0.0) -> tuple[int, int] | None:
         """Size of the latest valid camera, waiting up to ``timeout`` s for the first camera_info."""
@@ -215,6 +219,12 @@ class ImageInput:
                 self._drop(drop, held=True)
                 continue
             self._mailbox.put(Frame(msg, received_at, camera, info), held=True)
+
+    def close(self) -> None:
+        """Count the images still waiting for their camera_info as dropped (the inputs are going away:
+        a lifecycle deactivate), so that received = processed + dropped holds without them."""
+        self._resolve(self._camera_info.drain(DROP_SHUTDOWN, "the inputs were closed while it waited for its "
+                                                             "camera_info"))
 
     def _drop(self, drop: FrameDropped, held: bool) -> None:
         self._mailbox.reject(drop.reason, held)

@@ -93,6 +93,11 @@ class StampPairing:
         self._waiting = [w for w in self._waiting if now - w.since <= self.max_wait_s]
         return [self._give_up(w) for w in old]
 
+    def drain(self, reason: str, message: str) -> list[Outcome]:
+        """Give up every waiting image for ``reason`` (the inputs are going away)."""
+        waiting, self._waiting = self._waiting, []
+        return [Outcome(w.image, reason=reason, message=message) for w in waiting]
+
     # ------------------------------------------------------------------ matching
     def match(self, stamp_ns: int):
         """The camera_info for an image stamp (rules in the module docstring), None when there is none."""
