@@ -25,6 +25,7 @@ import time
 from pathlib import Path
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+REPO = CONFIGS.parents[1]
 STAGES = ("teacher", "bag", "gdt", "student", "node", "summary")
 
 
@@ -33,6 +34,9 @@ def teacher_config(drive: Path, out: Path, bag: Path | None = None, overrides=()
 
     cfg = load_config(CONFIGS / "kitti_raw_teacher.yaml", list(overrides))
     cfg["data"]["cache_dir"] = str(out / "cache")
+    road = cfg["data"].get("road_segmenter")
+    if road:  # the config names the segmenter relative to the repository root
+        cfg["data"]["road_segmenter"] = {k: str(REPO / v) for k, v in road.items()}
     if bag is None:
         cfg["data"]["drives"] = [str(drive)]
         cfg["output_dir"] = str(out / "teacher")
