@@ -96,7 +96,8 @@ def node_stage(out: Path, student_weights: Path, teacher_checkpoint: Path) -> di
 
     from depth_prior_ros.replay.frames import FrameOptions
     from depth_prior_ros.replay.metrics import EvalProtocol
-    from depth_prior_ros.replay.replay import BackendSpec, ReplayConfig, run_replay
+    from depth_prior_ros.replay.config import BackendSpec, ReplayConfig
+    from depth_prior_ros.replay.replay import run_replay
 
     from .checkpoint import load_modules
     from .data import build_dataset
