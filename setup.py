@@ -56,6 +56,7 @@ setup(
         "console_scripts": [
             "depth_node = depth_prior_ros.ros.depth_node:main",
             "prior_node = depth_prior_ros.ros.prior_node:main",
+            "depth_lifecycle_node = depth_prior_ros.ros.depth_lifecycle_node:main",
             "depth-prior = depth_prior_ros.cli:main",
         ],
     },

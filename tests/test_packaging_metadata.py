@@ -15,15 +15,28 @@ from helpers_packaging import PACKAGE, REPO, console_scripts, module_file
 
 # rosdep keys every runtime dependency needs (rosdistro rosdep/base.yaml + python.yaml, ROS package names).
 REQUIRED_EXEC_DEPENDS = {
-    "rclpy", "sensor_msgs", "geometry_msgs", "std_msgs", "diagnostic_msgs", "visualization_msgs",
-    "tf2_ros_py", "launch", "launch_ros",
-    "python3-numpy", "python3-scipy", "python3-opencv", "python3-yaml", "python3-tqdm", "python3-matplotlib",
-    "python3-rosbags-pip", "python3-torch", "python3-transformers-pip", "python3-huggingface-hub-pip",
-    "python3-onnxruntime-pip",
+    "rclpy", "rcl_interfaces", "sensor_msgs", "diagnostic_msgs", "tf2_msgs", "geometry_msgs", "tf2_ros_py", "launch",
+    "launch_ros",
+    "python3-numpy", "python3-opencv", "python3-yaml", "python3-tqdm", "python3-matplotlib",
+    "python3-rosbags-pip", "python3-torch", "python3-transformers-pip", "python3-onnxruntime-pip",
 }
+# Imported module -> rosdep key, for the modules that are not ROS packages of the same name.
+IMPORT_KEYS = {"tf2_ros": "tf2_ros_py", "numpy": "python3-numpy", "cv2": "python3-opencv", "yaml": "python3-yaml",
+               "tqdm": "python3-tqdm", "matplotlib": "python3-matplotlib", "rosbags": "python3-rosbags-pip",
+               "torch": "python3-torch", "transformers": "python3-transformers-pip",
+               "onnxruntime": "python3-onnxruntime-pip"}
+# Imported, but no rosdep key exists: package.xml's comment must tell users to pip install them.
+PIP_ONLY = {"diffusers": "diffusers", "safetensors": "safetensors", "onnx": "onnx", "onnxscript": "onnxscript",
+            "ai_edge_litert": "ai-edge-litert", "openvino": "openvino"}
+# Declared without an import, each for a reason.
+NOT_IMPORTED = {"tf2_msgs": "the /tf and /tf_static type the pose lookup subscribes (through tf2_ros)",
+                "geometry_msgs": "the TransformStamped of a tf lookup, read by the pose source and the TF tree",
+                "ros2launch": "the `ros2 launch` verb that runs launch/*.launch.py"}
+ROS_EXTRA = {"rclpy", "launch", "launch_ros", "ament_index_python"}  # ROS packages not named *_msgs / *_interfaces
 REQUIRED_SCRIPTS = {
     "depth_node": "depth_prior_ros.ros.depth_node:main",
     "prior_node": "depth_prior_ros.ros.prior_node:main",
+    "depth_lifecycle_node": "depth_prior_ros.ros.depth_lifecycle_node:main",  # issue #10 contract
     "depth-prior": "depth_prior_ros.cli:main",
 }
 
@@ -153,9 +166,48 @@ def test_fastdds_profile_uses_only_loopback_unicast():
     assert participant is not None and participant.get("is_default_profile") == "true"
     assert participant.findtext("dds:rtps/dds:useBuiltinTransports", namespaces=namespace) == "false"
     transports = root.findall("dds:profiles/dds:transport_descriptors/dds:transport_descriptor", namespace)
-    assert len(transports) == 1 and transports[0].findtext("dds:type", namespaces=namespace) == "UDPv4"
-    allowed = [a.text for a in transports[0].findall("dds:interfaceWhiteList/dds:address", namespace)]
+    # Shared memory (host-local; best-effort large images arrive whole) and UDP restricted to loopback.
+    kinds = {t.findtext("dds:type", namespaces=namespace): t for t in transports}
+    assert sorted(kinds) == ["SHM", "UDPv4"]
+    allowed = [a.text for a in kinds["UDPv4"].findall("dds:interfaceWhiteList/dds:address", namespace)]
     assert allowed == ["127.0.0.1"]
     addresses = [a.text for a in root.iter("{%s}address" % namespace["dds"])]
     assert addresses and set(addresses) == {"127.0.0.1"}
     assert not list(root.iter("{%s}metatrafficMulticastLocatorList" % namespace["dds"]))
+
+
+def _imported_top_modules() -> dict[str, set[str]]:
+    """Top-level modules imported anywhere in the package and the launch files (function-local imports
+    too) -> the files importing them; the standard library and the package itself left out."""
+    import sys
+
+    found: dict[str, set[str]] = {}
+    files = sorted((REPO / "src" / PACKAGE).rglob("*.py")) + sorted((REPO / "launch").glob("*.py"))
+    for path in files:
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
+                [node.module] if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module else []
+            for name in names:
+                top = name.split(".")[0]
+                if top not in sys.stdlib_module_names and top != PACKAGE:
+                    found.setdefault(top, set()).add(str(path.relative_to(REPO)))
+    return found
+
+
+def test_package_xml_declares_exactly_what_the_code_imports():
+    root = _package_xml()
+    declared = {element.text for element in root.findall("exec_depend")}
+    imports = _imported_top_modules()
+    unknown = sorted(m for m in imports if m not in IMPORT_KEYS and m not in PIP_ONLY and m not in ROS_EXTRA
+                     and not m.endswith(("_msgs", "_interfaces")))
+    assert not unknown, f"imported modules with no rosdep key decided here: {unknown} ({[imports[m] for m in unknown]})"
+    needed = {IMPORT_KEYS.get(m, m) for m in imports if m not in PIP_ONLY}
+    missing = sorted(needed - declared)
+    assert not missing, f"package.xml lacks exec_depend keys the code imports: {missing}"
+    unused = sorted(declared - needed - set(NOT_IMPORTED))
+    assert not unused, f"package.xml declares exec_depend keys nothing imports: {unused}"
+    assert set(NOT_IMPORTED) <= declared
+    comments = " ".join(node.text for node in ET.parse(REPO / "package.xml", ET.XMLParser(
+        target=ET.TreeBuilder(insert_comments=True))).getroot().iter() if node.tag is ET.Comment)
+    for module in set(PIP_ONLY) & set(imports):
+        assert PIP_ONLY[module] in comments, f"package.xml does not tell users to pip install {PIP_ONLY[module]}"

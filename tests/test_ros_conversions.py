@@ -66,7 +66,8 @@ def test_big_endian_flag_does_not_change_8_bit_images():
     ("rgb8", 4, 3, 12, 35, "data has 35 bytes but step 12 x height 3 needs 36"),
     ("rgb8", 4, 3, 12, 37, "needs 36"),
     ("mono8", 4, 3, 4, 4, "needs 12"),
-    ("yuv422", 4, 3, 8, 24, "'yuv422' is not supported (use rgb8, bgr8, mono8)"),
+    ("yuv422", 3, 3, 6, 18, "a yuv422 image needs an even width (two pixels share U and V), got 3"),
+    ("rgb16", 4, 3, 24, 72, "'rgb16' is not supported (use rgb8, bgr8, rgba8, bgra8, mono8, mono16, bayer_{rggb,"),
     ("bgra16", 4, 3, 32, 96, "'bgra16' is not supported"),
     ("", 4, 3, 12, 36, "encoding (empty) is not supported"),
     ("rgb8", 0, 3, 0, 0, "empty size 0x3"),
@@ -91,7 +92,7 @@ def test_road_mask_accepts_mono8_and_8uc1_only():
 
 def test_to_rgb_rejects_other_encodings():
     with pytest.raises(ConversionError):
-        to_rgb(np.zeros((2, 2), np.uint8), "mono16")
+        to_rgb(np.zeros((2, 2), np.uint8), "16UC1")
 
 
 # --------------------------------------------------------------------------- depth images

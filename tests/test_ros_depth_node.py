@@ -12,8 +12,8 @@ import os
 import numpy as np
 import pytest
 
-from ros_harness import (counts_add_up, diagnostics_for, header, make_camera, publish_reliably, run_node_expecting_exit,
-                         same_stamp, synthetic_gray, wait_for_subscribers)
+from ros_harness import (counts_add_up, diagnostics_for, header, latch_static_tf, make_camera, publish_reliably,
+                         run_node_expecting_exit, same_stamp, synthetic_gray, wait_for_subscribers)
 
 from depth_prior_ros.processes import NodeProcess, RosClient, wait_until
 
@@ -43,7 +43,9 @@ def client():
 
 @pytest.fixture(scope="module")
 def node(tmp_path_factory):
-    params = {"camera_height": HEIGHT_M, "camera_pitch_deg": 2,  # an integer on purpose: accepted as 2.0
+    # use_tf as shipped (the pose from a latched /tf_static, see io); reliable input with history 10, not the
+    # shipped best effort: the tests below count every message they send, malformed ones included.
+    params = {"camera_height": 1.0, "camera_pitch_deg": 2,  # an integer on purpose: accepted as 2.0
               "qos_reliability": "reliable", "qos_depth": 10, "diagnostics_period": 0.3, "points_decimation": 8}
     proc = NodeProcess(NODE, params, tmp_path_factory.mktemp("depth_node") / "node.log", NS).start()
     yield proc
@@ -57,14 +59,15 @@ def node(tmp_path_factory):
 def io(client, node):
     """Publishers and inboxes, connected to the node before any test publishes."""
     pubs = {"image": client.publisher(Image, f"{NS}/image", depth=100),
-            "info": client.publisher(CameraInfo, f"{NS}/camera_info")}
+            "info": client.publisher(CameraInfo, f"{NS}/camera_info"),
+            "tf_static": latch_static_tf(client, pose_from_static(HEIGHT_M, math.radians(PITCH_DEG)))}
     inbox = {"depth": client.subscribe(Image, f"{NS}/depth"),
              "info": client.subscribe(CameraInfo, f"{NS}/depth/camera_info"),
              "colored": client.subscribe(Image, f"{NS}/depth/colored"),
              "points": client.subscribe(PointCloud2, f"{NS}/depth/points"),
              "prior": client.subscribe(Image, f"{NS}/prior/depth"),
              "diag": client.subscribe(DiagnosticArray, "/diagnostics")}
-    assert wait_for_subscribers(pubs.values(), timeout=60), node.output()
+    assert wait_for_subscribers([pubs["image"], pubs["info"]], timeout=60), node.output()
     assert wait_until(lambda: client.node.count_publishers(f"{NS}/depth") > 0, 60), node.output()
     return pubs, inbox
 
@@ -134,8 +137,8 @@ def test_depth_matches_the_analytic_ground_depth_and_keeps_stamp_and_frame(io, n
     assert prior.encoding == "32FC1" and prior.header.frame_id == "cam_front_optical"
 
     values = diag(inbox, lambda v: int(v["frames_processed"]) >= 1)
-    assert values is not None and values["pose_source"] == "static" and values["backend_state"] == "ready"
-    assert "tf2_ros is not installed" in values["pose_source_detail"] or "use_tf" in values["pose_source_detail"]
+    assert values is not None and values["pose_source"] == "tf" and values["backend_state"] == "ready"
+    assert "height 1.500 m" in values["pose"]  # tf's pose, not the static camera_height (1.0) parameter
     assert values["output_source"] == "prior" and counts_add_up(values)
     assert float(values["latency_node_ms"]) > 0
 
@@ -157,7 +160,7 @@ def test_malformed_frames_are_dropped_counted_and_the_node_keeps_going(io, node)
 
     bad_images = [raw_image(201, step=WIDTH * 3 - 1),                       # wrong step
                   raw_image(202, size=WIDTH * 3 * HEIGHT - 100),            # data too short
-                  raw_image(203, encoding="yuv422", step=WIDTH * 2),         # unsupported encodings
+                  raw_image(203, encoding="yuv422", width=WIDTH - 1, step=WIDTH * 2),  # odd width for 4:2:2
                   raw_image(204, encoding="bgra16", step=WIDTH * 8)]
     for msg in bad_images:
         pubs["image"].publish(msg)
@@ -198,7 +201,10 @@ def test_burst_accounting_adds_up_and_the_newest_frame_gets_through(io, node):
     start = diag(inbox, lambda v: int(v["frames_pending"]) == 0)
     image = synthetic_gray(WIDTH, HEIGHT)
     burst = list(range(401, 461))
-    for sec in burst:
+    info = camera_info_msg(make_camera(WIDTH, HEIGHT))
+    for sec in burst:  # each image with its camera_info, as a driver sends them (paired by stamp)
+        info.header = header(sec)
+        pubs["info"].publish(info)
         publish_reliably(pubs["image"], image_msg(image, "rgb8", header(sec)))
     last = inbox["depth"].wait_for(lambda m: m.header.stamp.sec == burst[-1])
     assert last is not None, node.output()

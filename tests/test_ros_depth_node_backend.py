@@ -66,7 +66,9 @@ def _make(weights="", device="auto", dtype="fp16", **options):
 @pytest.fixture(scope="module")
 def setup():
     client = RosClient("backend_test")
+    # use_tf false: this test is about the backend; the static pose stands in for tf (test_ros_tf_runtime.py)
     overrides = [Parameter("backend", value="test_half_scale"), Parameter("camera_pitch_deg", value=3.0),
+                 Parameter("use_tf", value=False),
                  Parameter("diagnostics_period", value=0.3), Parameter("publish_colored", value=False),
                  Parameter("publish_points", value=False), Parameter("temporal_filter", value=False)]
     node = DepthNode(retry_period=0.5, context=client.context, namespace=NS, parameter_overrides=overrides)

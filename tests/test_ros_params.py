@@ -67,7 +67,8 @@ def test_defaults_parse_into_the_pipeline_config():
 def test_values_are_parsed_and_integers_accepted_for_floats():
     s = parse_depth_params({"camera_pitch_deg": 2, "camera_height": 2, "max_depth": 50, "filter_reset_after": 3.0,
                             "backend_options": '{"input_width": 784}', "output_encoding": "16UC1",
-                            "qos_reliability": "reliable", "qos_depth": 5, "device": "cuda:1", "dtype": "bf16"})
+                            "qos_reliability": "reliable", "qos_depth": 5, "device": "cuda:1", "dtype": "bf16"},
+                           check_files=False)  # prior_only refuses input_width at start (test_safety_params)
     assert isinstance(s.pose.camera_pitch_deg, float) and s.pose.camera_height == 2.0
     assert s.pipeline.max_depth == 50.0 and s.pipeline.filter_reset_after == 3
     assert s.backend_kwargs() == {"weights": "", "device": "cuda:1", "dtype": "bf16", "input_width": 784}
@@ -78,7 +79,7 @@ def test_values_are_parsed_and_integers_accepted_for_floats():
 def test_weights_path_must_exist_and_is_expanded(tmp_path):
     weights = tmp_path / "model.safetensors"
     weights.write_bytes(b"0")
-    assert parse_depth_params({"weights": str(weights)}).weights == str(weights)
+    assert parse_depth_params({"backend": "ssd_student", "weights": str(weights)}).weights == str(weights)
     with pytest.raises(ParameterError, match=r"parameter 'weights': '.*missing.onnx' does not exist"):
         parse_depth_params({"weights": str(tmp_path / "missing.onnx")})
     assert parse_depth_params({"weights": str(tmp_path / "missing.onnx")}, check_files=False)
@@ -137,16 +138,22 @@ def test_qos_profiles_follow_the_parameters():
 
 
 def test_pose_source_says_which_is_used_and_why():
-    from depth_prior_ros.ros.pose_source import StaticPoseSource, import_tf2, make_pose_source
+    from depth_prior_ros.ros.diagnostics import WARN, DiagnosticReport
+    from depth_prior_ros.ros.pose_source import StaticPoseSource, import_tf2, import_tf_message, make_pose_source
 
     pose = parse_prior_params({"use_tf": False, "camera_height": 1.2, "camera_pitch_deg": 3.0}).pose
     off = make_pose_source(None, pose)
     assert isinstance(off, StaticPoseSource) and off.kind == "static"
     assert "use_tf is false" in off.description and "height 1.200 m, pitch 3.00 deg" in off.description
     np.testing.assert_allclose(off.lookup("cam", None), pose_from_static(1.2, math.radians(3.0)))
-    if import_tf2() is None:  # the PyPI wheels: no tf2_ros, so use_tf falls back and says so
+    if import_tf2() is None and import_tf_message() is None:  # neither tf2_ros nor tf2_msgs: static, and says so
         fallback = make_pose_source(None, parse_prior_params({"use_tf": True}).pose)
-        assert fallback.kind == "static" and "tf2_ros is not installed" in fallback.description
+        assert fallback.kind == "static" and "neither tf2_ros nor tf2_msgs" in fallback.description
+    else:  # the same fallback as it would be built there
+        fallback = StaticPoseSource(pose, "use_tf is true but no tf", warning="use_tf is true but no tf")
+    report = DiagnosticReport()
+    fallback.report(report)
+    assert report.level == WARN  # use_tf asked for and impossible: never silent
 
 
 def test_generated_files_follow_the_spec():
@@ -166,3 +173,29 @@ def test_core_config_defaults_equal_the_spec():
         section, field_name = p.target.split(".")
         if section in core:
             assert getattr(core[section], field_name) == p.default, f"{p.name}: core default differs from the spec"
+
+
+def test_tf_lookups_warn_then_error_when_the_transform_stays_missing():
+    """use_tf with no transform: WARN while lookups fail, ERROR once they have failed TF_ERROR_AFTER_S."""
+    from depth_prior_ros.ros.diagnostics import ERROR, OK, WARN, DiagnosticReport
+    from depth_prior_ros.ros.pose_source import TF_ERROR_AFTER_S, PoseUnavailable, _TfLookups
+
+    source = _TfLookups(parse_prior_params({}).pose, "test")
+
+    def level() -> int:
+        report = DiagnosticReport()
+        source.report(report)
+        return report.level
+
+    assert level() == OK  # started, no image asked for a pose yet
+    with pytest.raises(PoseUnavailable, match="empty frame_id"):
+        source._check("", None)
+    assert level() == WARN
+    source._failing_since -= TF_ERROR_AFTER_S + 1  # the failures have persisted that long
+    assert level() == ERROR
+    source._failed_at -= TF_ERROR_AFTER_S + 1  # ... but no frame asked since: nothing to report now
+    assert level() == OK
+    with pytest.raises(PoseUnavailable):
+        source._check("", None)
+    source._pose("cam", pose_from_static(1.5, 0.05))  # a transform arrives: healthy again
+    assert level() == OK

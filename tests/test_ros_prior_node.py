@@ -7,7 +7,8 @@ import os
 import numpy as np
 import pytest
 
-from ros_harness import counts_add_up, diagnostics_for, header, make_camera, same_stamp, wait_for_subscribers
+from ros_harness import (counts_add_up, diagnostics_for, header, latch_static_tf, make_camera, same_stamp,
+                         wait_for_subscribers)
 
 from depth_prior_ros.processes import NodeProcess, RosClient, wait_until
 
@@ -27,8 +28,9 @@ WIDTH, HEIGHT = 400, 240
 
 def test_prior_node_publishes_the_prior_and_mask_for_each_camera_info(tmp_path):
     client = RosClient("prior_node_test")
-    node = NodeProcess("depth_prior_ros.ros.prior_node", {"camera_height": 1.6, "camera_pitch_deg": 4.0,
-                       "diagnostics_period": 0.3, "qos_reliability": "reliable"}, tmp_path / "prior_node.log",
+    # Shipped defaults (best-effort input, use_tf true): the camera pose comes from a latched /tf_static.
+    tf_static = latch_static_tf(client, pose_from_static(1.6, math.radians(4.0)), "front_optical")  # noqa: F841
+    node = NodeProcess("depth_prior_ros.ros.prior_node", {"diagnostics_period": 0.3}, tmp_path / "prior_node.log",
                        NS).start()
     try:
         info_pub = client.publisher(CameraInfo, f"{NS}/camera_info")

@@ -170,3 +170,47 @@ def test_depth_node_with_a_folder_as_onnx_weights_never_crashes(tmp_path):
     else:
         assert code == 2, log
     assert not [p for p in log_problems(log) if str(folder) not in p], log
+
+
+# ------------------------------------------------------------ misconfiguration no retry can fix
+@pytest.mark.parametrize("values, named", [
+    ({"backend": "ssd_student"}, "needs weights"),
+    ({"backend": "onnx"}, "needs weights"),
+    ({"backend": "ssd_student", "backend_options": '{"random_init": true, "input_sise": [518, 518]}'},
+     "does not know option(s) input_sise"),
+    ({"backend": "prior_only", "backend_options": '{"variant": "vits"}'}, "does not know option(s) variant"),
+])
+def test_backend_errors_no_retry_can_fix_are_configuration_errors(values, named):
+    with pytest.raises(ParameterError) as info:
+        parse_depth_params(values)
+    assert named in str(info.value)
+    assert_one_sentence(info.value)
+
+
+def test_unknown_parameter_names_are_refused_with_the_closest_name():
+    from depth_prior_ros.parameters import check_known_names
+
+    with pytest.raises(ParameterError, match=r"no parameter 'camera_heigth'; did you mean 'camera_height'\?"):
+        check_known_names(["max_depth", "camera_heigth"], "depth_node")
+    # what rclpy and the ROS tools set on every node stays allowed
+    check_known_names(["use_sim_time", "start_type_description_service",
+                       "qos_overrides./camera/image.subscription.reliability"], "depth_node")
+
+
+def test_replay_param_with_an_unknown_name_is_one_sentence(tmp_path, capsys):
+    from depth_prior_ros.cli import main
+
+    code = main(["replay", str(tmp_path / "bag"), "--out", str(tmp_path / "out"), "--param", "camera_heigth=1.2"])
+    err = capsys.readouterr().err
+    assert code == 2 and "did you mean 'camera_height'" in err, err
+    assert "Traceback" not in err
+
+
+@pytest.mark.ros
+def test_depth_node_with_a_misspelt_parameter_exits_at_start_with_the_closest_name(tmp_path):
+    pytest.importorskip("rclpy", reason="rclpy (ROS 2 wheels) is not installed")
+    code, log = _run_node_until_exit({"camera_heigth": 1.2}, tmp_path)
+    assert code == 2, log
+    lines = [line for line in log.splitlines() if "configuration error" in line]
+    assert len(lines) == 1 and "did you mean 'camera_height'" in lines[0], log
+    assert "Traceback" not in log

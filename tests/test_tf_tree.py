@@ -104,3 +104,16 @@ def test_tf_messages_fill_the_tree():
     tree = TfTree()
     tree.add_tf_message(msg, static=False)
     np.testing.assert_allclose(tree.lookup("base", "camera", 5), T, atol=1e-12)
+
+
+def test_live_tree_keeps_a_cache_window_and_does_not_extrapolate_like_tf2():
+    """The node's tree without tf2_ros: tf2's Buffer keeps 10 s and never extrapolates past its samples."""
+    tree = TfTree(max_extrapolation=0.0, cache_time=10.0)
+    for second in range(0, 31):
+        tree.add("base_footprint", "cam", pose_from_static(1.0 + second / 100.0, 0.0), stamp=second * 10**9)
+    with pytest.raises(TfLookupError, match="known from 20.000 s to 30.000 s"):
+        tree.lookup("base_footprint", "cam", 5 * 10**9)  # forgotten: older than the window
+    assert tree.lookup("base_footprint", "cam", 30 * 10**9)[2, 3] == pytest.approx(1.30)  # an exact end stamp
+    assert tree.lookup("base_footprint", "cam", 25 * 10**9 + 5 * 10**8)[2, 3] == pytest.approx(1.255)
+    with pytest.raises(TfLookupError, match="not at 30.001 s"):
+        tree.lookup("base_footprint", "cam", 30 * 10**9 + 10**6)  # newer than the newest sample: wait for it

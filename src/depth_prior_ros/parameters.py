@@ -112,33 +112,41 @@ SPEC: tuple[Param, ...] = (
     _p("backend_options", "{}", "JSON object of backend-specific options, e.g. '{\"input_size\": [518, 924]}' "
        "(quote it on the command line: -p 'backend_options:=\"{}\"').",
        "depth network", "node.backend_options"),
+    # camera input
+    _p("image_transport", "raw", "raw: subscribe image (sensor_msgs/Image); compressed: image/compressed "
+       "(sensor_msgs/CompressedImage, JPEG or PNG) beside the resolved image topic.", "camera input",
+       "node.image_transport", choices=("raw", "compressed"), nodes=BOTH),
+    _p("camera_info_tolerance", 0.01, "Seconds an image stamp may differ from its camera_info's (exact stamps "
+       "pair first; a camera_info stamped 0 pairs with any image).", "camera input",
+       "node.camera_info_tolerance", minimum=0.0, maximum=10.0, nodes=BOTH),
     # camera pose above the road
     _p("ground_frame", "base_footprint", "tf frame whose z = 0 plane is the road (REP 120 base_footprint).",
        "camera pose above the road", "pose.ground_frame", nodes=BOTH),
-    _p("use_tf", True, "Look up ground_frame <- image frame in tf (when tf2_ros is installed); else static params.",
+    _p("use_tf", True, "Look up ground_frame <- image frame in tf at the image stamp (tf2_ros, else the node's own "
+       "/tf and /tf_static subscriptions); false: the static camera_* parameters.",
        "camera pose above the road", "pose.use_tf", nodes=BOTH),
     _p("tf_timeout", 0.05, "Seconds to wait for the transform at the image stamp.", "camera pose above the road",
-       "pose.tf_timeout", minimum=0.0, maximum=10.0, nodes=BOTH),
+       "pose.tf_timeout", minimum=0.0, maximum=10.0, nodes=BOTH, runtime=True),
     _p("camera_height", 1.5, "Static extrinsics: optical centre height above the road in metres.",
        "camera pose above the road", "pose.camera_height", minimum=0.0, open_minimum=True, maximum=100.0,
-       nodes=BOTH),
+       nodes=BOTH, runtime=True),
     _p("camera_pitch_deg", 0.0, "Static extrinsics: pitch in degrees, > 0 tilted down towards the road.",
-       "camera pose above the road", "pose.camera_pitch_deg", minimum=-90.0, maximum=90.0, nodes=BOTH),
+       "camera pose above the road", "pose.camera_pitch_deg", minimum=-90.0, maximum=90.0, nodes=BOTH, runtime=True),
     _p("camera_roll_deg", 0.0, "Static extrinsics: roll in degrees, > 0 right side down.",
-       "camera pose above the road", "pose.camera_roll_deg", minimum=-180.0, maximum=180.0, nodes=BOTH),
+       "camera pose above the road", "pose.camera_roll_deg", minimum=-180.0, maximum=180.0, nodes=BOTH, runtime=True),
     _p("camera_yaw_deg", 0.0, "Static extrinsics: yaw in degrees, > 0 turned left.", "camera pose above the road",
-       "pose.camera_yaw_deg", minimum=-180.0, maximum=180.0, nodes=BOTH),
+       "pose.camera_yaw_deg", minimum=-180.0, maximum=180.0, nodes=BOTH, runtime=True),
     # prior and alignment
     _p("min_depth", 0.5, "Smallest published depth in metres (nearer values become NaN).", "prior and alignment",
-       "pipeline.min_depth", minimum=0.0, open_minimum=True, maximum=MAX_RANGE_M, nodes=BOTH),
+       "pipeline.min_depth", minimum=0.0, open_minimum=True, maximum=MAX_RANGE_M, nodes=BOTH, runtime=True),
     _p("max_depth", 80.0, "Largest published depth in metres (farther values become NaN).", "prior and alignment",
-       "pipeline.max_depth", minimum=0.0, open_minimum=True, maximum=MAX_RANGE_M, nodes=BOTH),
+       "pipeline.max_depth", minimum=0.0, open_minimum=True, maximum=MAX_RANGE_M, nodes=BOTH, runtime=True),
     _p("prior_mode", "scene", "What the embodied prior covers.", "prior and alignment", "pipeline.prior_mode",
-       choices=PRIOR_MODES, nodes=BOTH),
+       choices=PRIOR_MODES, nodes=BOTH, runtime=True),
     _p("use_road_mask", False, "Subscribe to road_mask (mono8, nonzero = road) and use it for the prior.",
        "prior and alignment", "node.use_road_mask", nodes=BOTH),
     _p("inpaint", True, "Fill the prior where no road/ground/vertical estimate exists (from the nearest one).",
-       "prior and alignment", "pipeline.inpaint", nodes=BOTH),
+       "prior and alignment", "pipeline.inpaint", nodes=BOTH, runtime=True),
     # road segmentation
     _p("segmentation_weights", "", "Road segmenter: a graph file (.xml + .bin, .onnx, .tflite) or a transformers "
        "SegFormer folder ('' = none); its mask feeds the prior and is published as prior/road_mask.",
@@ -148,22 +156,22 @@ SPEC: tuple[Param, ...] = (
     _p("segmentation_card", "", "The segmenter's model card ('' = the card beside the weights).",
        "road segmentation", "node.segmentation_card", nodes=BOTH),
     _p("align_inlier_threshold", 0.1, "Relative depth error counted as agreement with the prior.",
-       "prior and alignment", "align.inlier_threshold", minimum=0.0, open_minimum=True, maximum=10.0),
+       "prior and alignment", "align.inlier_threshold", minimum=0.0, open_minimum=True, maximum=10.0, runtime=True),
     _p("align_max_samples", 4000, "Pixels sampled for the robust alignment fit.", "prior and alignment",
-       "align.max_samples", minimum=50, maximum=1_000_000),
+       "align.max_samples", minimum=50, maximum=1_000_000, runtime=True),
     _p("temporal_filter", True, "Smooth the alignment scale over frames.", "prior and alignment",
-       "pipeline.temporal_filter"),
+       "pipeline.temporal_filter", runtime=True),
     _p("filter_alpha", 0.3, "EMA weight of a new scale measurement (log space).", "prior and alignment",
-       "pipeline.filter_alpha", minimum=0.0, open_minimum=True, maximum=1.0),
+       "pipeline.filter_alpha", minimum=0.0, open_minimum=True, maximum=1.0, runtime=True),
     _p("filter_gate", 0.25, "Reject scale jumps larger than this (log scale) ...", "prior and alignment",
-       "pipeline.filter_gate", minimum=0.0, open_minimum=True, maximum=10.0),
+       "pipeline.filter_gate", minimum=0.0, open_minimum=True, maximum=10.0, runtime=True),
     _p("filter_reset_after", 5, "... unless this many come in a row (then the filter restarts).",
-       "prior and alignment", "pipeline.filter_reset_after", minimum=1, maximum=10_000),
+       "prior and alignment", "pipeline.filter_reset_after", minimum=1, maximum=10_000, runtime=True),
     _p("filter_window", 3, "Running median over this many accepted scale measurements before the EMA.",
-       "prior and alignment", "pipeline.filter_window", minimum=1, maximum=100),
+       "prior and alignment", "pipeline.filter_window", minimum=1, maximum=100, runtime=True),
     _p("fusion", "confidence", "Per-pixel fusion of the aligned network with the prior where they agree "
        "(off: the aligned network alone); depth/confidence is published either way.", "prior and alignment",
-       "pipeline.fusion", choices=FUSION_MODES),
+       "pipeline.fusion", choices=FUSION_MODES, runtime=True),
     _p("pose_refinement", True, "Estimate the camera's pitch and roll (and height for metric depth) to the road "
        "each frame from the network's road pixels, relative to the given pose (scale_depth, metric_depth).",
        "prior and alignment", "pipeline.pose_refinement"),
@@ -174,19 +182,20 @@ SPEC: tuple[Param, ...] = (
        "prior and alignment", "ground_pose.max_offset_deg", minimum=0.0, maximum=30.0),
     # outputs
     _p("output_encoding", "32FC1", "Depth encoding: 32FC1 metres with NaN unknown, 16UC1 millimetres with 0 unknown.",
-       "outputs", "node.output_encoding", choices=("32FC1", "16UC1")),
+       "outputs", "node.output_encoding", choices=("32FC1", "16UC1"), runtime=True),
     _p("publish_colored", True, "Publish depth/colored (rgb8 turbo colormap) when someone subscribes.", "outputs",
-       "node.publish_colored"),
+       "node.publish_colored", runtime=True),
     _p("colored_max_depth", 0.0, "Depth in metres shown as the far end of depth/colored's colour map (0 = max_depth).",
-       "outputs", "node.colored_max_depth", minimum=0.0, maximum=MAX_RANGE_M),
+       "outputs", "node.colored_max_depth", minimum=0.0, maximum=MAX_RANGE_M, runtime=True),
     _p("publish_points", True, "Publish depth/points (PointCloud2) when someone subscribes.", "outputs",
-       "node.publish_points"),
+       "node.publish_points", runtime=True),
     _p("points_decimation", 4, "Keep every N-th pixel in rows and columns for depth/points.", "outputs",
-       "node.points_decimation", minimum=1, maximum=1024),
+       "node.points_decimation", minimum=1, maximum=1024, runtime=True),
     _p("publish_prior", True, "Publish prior/depth (32FC1) when someone subscribes.", "outputs",
-       "node.publish_prior"),
+       "node.publish_prior", runtime=True),
     # transport and diagnostics
-    _p("qos_reliability", "best_effort", "Subscription reliability (best_effort: the sensor-data profile).",
+    _p("qos_reliability", "best_effort", "Input subscription reliability (best_effort: the sensor-data profile; "
+       "reliable over a network); per topic: qos_overrides.<topic>.subscription.*.",
        "transport and diagnostics", "qos.reliability", choices=("best_effort", "reliable"), nodes=BOTH),
     _p("qos_depth", 1, "Subscription history depth.", "transport and diagnostics", "qos.depth", minimum=1,
        maximum=10_000, nodes=BOTH),
@@ -204,6 +213,26 @@ def node_parameters(node: str) -> list[Param]:
 
 def node_defaults(node: str) -> dict[str, object]:
     return {p.name: p.default for p in node_parameters(node)}
+
+
+# Names rclpy and the ROS tools set on every node themselves: never the user's typo.
+ROS_OWN_PARAMETERS = ("use_sim_time", "start_type_description_service", "start_parameter_services",
+                      "start_parameter_event_publisher")
+ROS_OWN_PREFIXES = ("qos_overrides.",)
+
+
+def check_known_names(names, node: str) -> None:
+    """ParameterError for the first of ``names`` that ``node`` does not declare, with the closest
+    known name: an unknown ``-p camera_heigth:=1.2`` would otherwise be ignored without a word."""
+    import difflib
+
+    known = [p.name for p in node_parameters(node)]
+    for name in names:
+        if name in known or name in ROS_OWN_PARAMETERS or name.startswith(ROS_OWN_PREFIXES):
+            continue
+        close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
+        hint = f"; did you mean '{close[0]}'?" if close else " (README: Parameters lists them)"
+        raise ParameterError(f"{node} has no parameter {shown(name)}{hint}")
 
 
 # --------------------------------------------------------------------------- the nodes' settings
@@ -235,6 +264,8 @@ class PriorNodeSettings:
     pipeline: PipelineConfig
     qos: QosSettings
     use_road_mask: bool
+    image_transport: str
+    camera_info_tolerance: float
     segmentation_weights: str
     segmentation_every: int
     segmentation_card: str
@@ -308,6 +339,15 @@ def _check_backend(node: dict, check_files: bool) -> None:
     _require(not clash, f"parameter 'backend_options' must not repeat '{clash[0] if clash else ''}'; "
                         "set that parameter instead")
     node["backend_options"] = options
+    if check_files:  # what retrying the load cannot fix stops the node now (an unknown option, no weights)
+        from .models.base import BackendError
+        from .models.registry import check_backend_options
+
+        try:
+            check_backend_options(node["backend"], {"weights": weights, "device": node["device"],
+                                                    "dtype": node["dtype"], **options})
+        except BackendError as exc:
+            raise ParameterError(str(exc)) from None
 
 
 def _check_paths(node: dict, check_files: bool) -> None:

@@ -31,9 +31,10 @@ _PACKAGE_PARENT = Path(__file__).resolve().parents[1]  # .../src (or site-packag
 
 # The benchmarks' Fast DDS profile ("shm"): user data between processes through shared memory (as between
 # nodes on one vehicle computer); discovery and any UDP stay on 127.0.0.1 (no multicast, nothing on eth0:
-# checked with tcpdump). Why not UDP loopback only (config/fastdds_localhost.xml)? A 1600x900 rgb8 image is
-# ~70 UDP fragments; with best-effort (sensor-data) QoS one lost fragment loses the frame, and with default
-# kernel socket buffers most frames are lost (1 of 30 arrived at 10 Hz): that measures a socket buffer.
+# checked with tcpdump). Why not UDP loopback only? A 1600x900 rgb8 image is ~70 UDP fragments; with
+# best-effort (sensor-data) QoS one lost fragment loses the frame, and with default kernel socket buffers
+# most frames are lost (1 of 30 arrived at 10 Hz): that measures a socket buffer. The tests' profile
+# (config/fastdds_localhost.xml, from scripts/local_ros_env.sh) has the same two transports.
 SHM_LOOPBACK_PROFILE = """<?xml version="1.0" encoding="UTF-8"?>
 <dds xmlns="http://www.eprosima.com/XMLSchemas/fastRTPS_Profiles">
   <profiles>
@@ -187,8 +188,9 @@ class NodeProcess:
     """A node in its own process, parameters from a params file beside its log, output in the log."""
 
     def __init__(self, module: str, params: dict | None = None, log_path: Path | None = None,
-                 namespace: str | None = None):
+                 namespace: str | None = None, remaps: dict[str, str] | None = None):
         self.module, self.params, self.namespace = module, dict(params or {}), namespace
+        self.remaps = dict(remaps or {})  # topic remappings, as a launch file's (from: to)
         self.log_path = Path(log_path or Path(tempfile.mkdtemp(prefix="depth_prior_node_")) / "node.log")
         self.proc: subprocess.Popen | None = None
 
@@ -199,6 +201,8 @@ class NodeProcess:
         cmd = [sys.executable, "-m", self.module, "--ros-args"]
         if self.namespace:
             cmd += ["-r", f"__ns:={self.namespace}"]
+        for source, target in self.remaps.items():
+            cmd += ["-r", f"{source}:={target}"]
         if self.params:
             params_file = self.log_path.with_name(self.log_path.stem + ".params.yaml")
             params_file.write_text(yaml.safe_dump({"/**": {"ros__parameters": self.params}}), encoding="utf-8")

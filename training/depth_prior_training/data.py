@@ -10,6 +10,8 @@ Every source yields the same sample (a dict of tensors, batch-collatable), at th
   has_translated  ()  bool                whether ``translated`` is a real translation
   T_prev, T_next (4, 4)                   known T_source_from_target (synthetic sequences), else NaN
   stereo, T_stereo                        the stereo partner of frame t and T_partner_from_target (stereo sources)
+  prior_depth (3, H, W)                   frame t's embodied prior (road, upright surfaces, ground-plane
+                                          bound; 0 unknown; stores with ``data.road_segmenter``)
 
 Sources: whole recordings through a streamed frame store (``store``: KITTI raw drives, any bag
 ``depth-prior replay`` reads, synth streams: static frames dropped, every n-th frame held out for
@@ -50,6 +52,7 @@ class Frame:
     name: str = ""
     stereo: np.ndarray | None = None
     T_stereo: np.ndarray | None = None
+    prior_depth: np.ndarray | None = None  # float32 (3, h, w): embodied prior layers (FrameStore.road_prior)
 
 
 def resize_image(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
@@ -97,6 +100,8 @@ def frame_to_sample(frame: Frame, size: tuple[int, int], condition: str | None =
     depth = resize_depth(frame.depth, size) if frame.depth is not None else np.zeros(size, np.float32)
     stereo = {} if frame.stereo is None else {"stereo": img(frame.stereo),
                                               "T_stereo": torch.from_numpy(np.asarray(frame.T_stereo)).float()}
+    if frame.prior_depth is not None:
+        stereo["prior_depth"] = torch.from_numpy(np.stack([resize_depth(p, size) for p in frame.prior_depth]))
     return {**stereo,
         "image": img(frame.image), "prev": img(frame.prev), "next": img(frame.next),
         "K": torch.from_numpy(scale_intrinsics(frame.K, src, size)).float(),
@@ -454,25 +459,44 @@ def open_stores(cfg: dict, size: tuple[int, int], cache_dir: str | Path, progres
     from .store import FrameStore, StoreConfig, build_store
     from .streams import StreamError
 
+    from .store import STORE_VERSION
+
     motion = MotionConfig(**cfg.get("motion", {}))
     config = StoreConfig(size=size, holdout_every=int(cfg.get("holdout_every", 5)),
                          max_gap_s=float(cfg.get("max_gap_s", 0.5)), motion=motion)
+    road = cfg.get("road_segmenter") or None   # {weights, card}: road masks for the ground-prior loss
     stores = []
     for rec_id, stream in recordings(cfg):
         shaping = json.dumps([rec_id, list(size), config.holdout_every, config.max_gap_s, motion.__dict__,
                               {k: cfg.get(k) for k in ("stereo", "image_topic", "info_topic", "lidar_topic", "pose",
                                                        "camera_height", "max_frames", "frames_per_sequence",
-                                                       "stereo_baseline", "speed")}], sort_keys=True)
+                                                       "stereo_baseline", "speed")}]
+                             + ([road] if road else []), sort_keys=True)
         key = hashlib.sha1(shaping.encode()).hexdigest()[:12]
         folder = Path(cache_dir) / f"{Path(rec_id).name}_{size[0]}x{size[1]}_{key}"
-        if (folder / "index.json").is_file():
+        index = folder / "index.json"
+        if index.is_file() and json.loads(index.read_text()).get("version") == STORE_VERSION:
             stores.append(FrameStore(folder))
             continue
+        if road and config.segmenter is None:
+            config.segmenter = road_segmenter(road)
         try:
             stores.append(build_store(stream(), config, folder, progress, description=f"read {Path(rec_id).name}"))
         except StreamError as exc:
             raise DataError(str(exc)) from exc
     return stores
+
+
+def road_segmenter(spec: dict):
+    """``data.road_segmenter: {weights, card}`` -> the node package's road segmenter (OpenVINO, ONNX,
+    LiteRT graph or a SegFormer folder); DataError (one sentence) when it cannot be loaded."""
+    from depth_prior_ros.models.base import BackendError
+    from depth_prior_ros.models.segmentation import load_segmenter
+
+    try:
+        return load_segmenter(str(spec["weights"]), str(spec.get("card", "")), device="cpu")
+    except (BackendError, KeyError) as exc:
+        raise DataError(f"data.road_segmenter {spec} cannot be loaded: {exc}") from exc
 
 
 def store_dataset(stores: list, size: tuple[int, int], **options) -> SequenceDataset:

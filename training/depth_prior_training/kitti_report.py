@@ -25,6 +25,7 @@ import time
 from pathlib import Path
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+REPO = CONFIGS.parents[1]
 STAGES = ("teacher", "bag", "gdt", "student", "node", "summary")
 
 
@@ -33,6 +34,9 @@ def teacher_config(drive: Path, out: Path, bag: Path | None = None, overrides=()
 
     cfg = load_config(CONFIGS / "kitti_raw_teacher.yaml", list(overrides))
     cfg["data"]["cache_dir"] = str(out / "cache")
+    road = cfg["data"].get("road_segmenter")
+    if road:  # the config names the segmenter relative to the repository root
+        cfg["data"]["road_segmenter"] = {k: str(REPO / v) for k, v in road.items()}
     if bag is None:
         cfg["data"]["drives"] = [str(drive)]
         cfg["output_dir"] = str(out / "teacher")
@@ -92,7 +96,8 @@ def node_stage(out: Path, student_weights: Path, teacher_checkpoint: Path) -> di
 
     from depth_prior_ros.replay.frames import FrameOptions
     from depth_prior_ros.replay.metrics import EvalProtocol
-    from depth_prior_ros.replay.replay import BackendSpec, ReplayConfig, run_replay
+    from depth_prior_ros.replay.config import BackendSpec, ReplayConfig
+    from depth_prior_ros.replay.replay import run_replay
 
     from .checkpoint import load_modules
     from .data import build_dataset

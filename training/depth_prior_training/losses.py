@@ -106,6 +106,33 @@ def log_depth_l1(pred_depth: torch.Tensor, gt_depth: torch.Tensor, valid: torch.
     return masked_mean(diff, valid.float())
 
 
+def ground_prior_loss(depth: torch.Tensor, prior: torch.Tensor,
+                      weights: tuple[float, float, float] = (1.0, 0.0, 0.0)) -> torch.Tensor:
+    """Weak supervision by the embodied prior (the camera's mount pose and intrinsics, a road mask).
+
+    depth (B, 1, H, W); prior (B, 3, H, W) metres, 0 where unknown, layers:
+      0 road pixels: exact ground-plane depth          -> mean |log d - log p| over them
+      1 upright surfaces on the road's edge (cars, walls: the contact depth carried up) -> the same
+      2 ground-plane depth below the horizon: anything standing on the road is nearer than the road
+        behind it                                       -> mean relu(log d - log g) (one-sided)
+    weights: per layer. Returns the weighted sum (a scalar; a layer known nowhere adds 0).
+
+    Scale-aware on purpose: the road's exact depth fixes the metric scale and the near field, which a
+    rigid-scene photometric loss alone leaves free (it drove near surfaces to the depth floor)."""
+    log_d = torch.log(depth.clamp_min(1e-6))
+    prior = prior.detach()
+    log_p = torch.log(prior.clamp_min(1e-6))
+    known = (prior > 0).float()
+    total = depth.new_zeros(())
+    for layer in (0, 1):
+        if weights[layer]:
+            total = total + weights[layer] * masked_mean((log_d - log_p[:, layer:layer + 1]).abs(),
+                                                         known[:, layer:layer + 1])
+    if weights[2]:
+        total = total + weights[2] * masked_mean(torch.relu(log_d - log_p[:, 2:3]), known[:, 2:3])
+    return total
+
+
 def image_gradients(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Forward differences (B, C, H, W) -> dx (B, C, H, W-1), dy (B, C, H-1, W)."""
     return x[..., :, 1:] - x[..., :, :-1], x[..., 1:, :] - x[..., :-1, :]

@@ -57,7 +57,7 @@ def flip_batch(batch: dict, flip: torch.Tensor) -> dict:
     (monodepth2's flip augmentation; poses come from the pose net on the flipped frames)."""
     out = dict(batch)
     where = flip.view(-1, 1, 1, 1)
-    for key in ("image", "prev", "next", "stereo", "translated"):
+    for key in ("image", "prev", "next", "stereo", "translated", "prior_depth"):
         if key in batch:
             out[key] = torch.where(where, batch[key].flip(-1), batch[key])
     width = batch["image"].shape[-1]
@@ -80,7 +80,9 @@ class SSDTeacher:
     """The day-clear teacher. cfg keys: teacher.channels, teacher.min_depth, teacher.max_depth,
     teacher.supervision (self|depth), teacher.poses (posenet|gt), teacher.stereo (add the stereo partner
     as a source view), teacher.flip (probability of a mirrored sample), teacher.init_depth (the depth
-    every pixel starts at; see README "Why it collapsed"), losses.smoothness (1e-3), seed.
+    every pixel starts at; see README "Why it collapsed"), losses.smoothness (1e-3), losses.ground_prior
+    (0: off; the weight of ``losses.ground_prior_loss``, needs ``data.road_segmenter``), losses.prior_layers
+    (its per-layer weights: road, upright surfaces, ground-plane bound), seed.
     Its training size is ``data.size`` (a multiple of 2 ** len(channels)), recorded in its export."""
 
     def __init__(self, cfg: dict):
@@ -94,6 +96,9 @@ class SSDTeacher:
         self.flip = float(t.get("flip", 0.0))
         self.size = tuple(t.get("size") or cfg.get("data", {}).get("size") or ())
         self.smoothness = float(cfg.get("losses", {}).get("smoothness", 1e-3))  # monodepth2
+        # weight of the embodied ground-prior loss on road pixels (0: off; README "The ground prior")
+        self.ground_prior = float(cfg.get("losses", {}).get("ground_prior", 0.0))
+        self.prior_layers = tuple(float(v) for v in cfg.get("losses", {}).get("prior_layers", (1.0, 0.0, 0.0)))
         self.modules = {"depth_net": TeacherDepthNet(tuple(t.get("channels", (16, 32, 64, 96, 128))))}
         if t.get("init_depth"):
             self.modules["depth_net"].start_at_depth(float(t["init_depth"]), self.min_depth, self.max_depth)
@@ -117,7 +122,10 @@ class SSDTeacher:
             return total, {"loss": float(total.detach())}
         poses = neighbour_poses(batch, self.modules.get("pose_net"), self.pose_source)
         identity = losses.identity_error([image for image, _ in source_views(batch, poses, self.stereo)], batch["image"])
-        total, photo_sum = 0.0, 0.0
+        if self.ground_prior > 0 and "prior_depth" not in batch:
+            raise ValueError("losses.ground_prior needs road masks in the data: set data.road_segmenter "
+                             "(weights, card) on a source with a camera pose above the road")
+        total, photo_sum, ground_sum = 0.0, 0.0, 0.0
         for s, disp in outputs.items():  # monodepth2: every scale upsampled to full resolution
             _, depth = disp_to_depth(upsample(disp, size), self.min_depth, self.max_depth)
             rep = reprojection(depth, batch, poses, self.stereo)
@@ -125,9 +133,17 @@ class SSDTeacher:
             photo = losses.masked_mean(rep, mask)
             image_s = torch.nn.functional.interpolate(batch["image"], size=disp.shape[-2:], mode="area")
             smooth = losses.smoothness_loss(disp, image_s) / (2 ** s)
-            total = total + (photo + self.smoothness * smooth) / len(outputs)
+            term = photo + self.smoothness * smooth
+            if self.ground_prior > 0:
+                ground = losses.ground_prior_loss(depth, batch["prior_depth"], self.prior_layers)
+                term = term + self.ground_prior * ground
+                ground_sum += float(ground.detach()) / len(outputs)
+            total = total + term / len(outputs)
             photo_sum += float(photo.detach()) / len(outputs)
-        return total, {"loss": float(total.detach()), "photometric": photo_sum}
+        logs = {"loss": float(total.detach()), "photometric": photo_sum}
+        if self.ground_prior > 0:
+            logs["ground_prior"] = ground_sum
+        return total, logs
 
     @torch.no_grad()
     def predict_depth(self, image: torch.Tensor) -> torch.Tensor:

@@ -11,7 +11,10 @@
   4. writes the kept images, resized to the training size, to an on-disk uint8 array (``images.u8``,
      memory-mapped when training: RAM does not grow with the recording);
   5. stores each held-out frame's LiDAR ground truth sparsely (``validation/NNNNNN.npz``: rows, cols,
-     z at the native size, with K, size and the ground pose for the prior).
+     z at the native size, with K, size and the ground pose for the prior);
+  6. keeps every frame's camera pose above the road (the mount pose: tf, or the drive's one ground fit)
+     and, with a road segmenter (``StoreConfig.segmenter``), its road mask at the store size
+     (``road.u8``): together the embodied ground prior a teacher may be weakly supervised with.
 Memory while building: the last ``max_offset`` frames' small grey images, whatever the length.
 """
 from __future__ import annotations
@@ -29,7 +32,7 @@ from .data import Frame, resize_image, scale_intrinsics
 from .motion import Motion, MotionConfig, MotionProbe
 from .streams import RawFrame
 
-STORE_VERSION = 2
+STORE_VERSION = 3
 
 
 @dataclass
@@ -38,6 +41,7 @@ class StoreConfig:
     holdout_every: int = 5            # every n-th kept frame is held out (0: none)
     max_gap_s: float = 1.0            # neighbours at most this far from their target in time
     motion: MotionConfig | None = None
+    segmenter: object | None = None   # a depth_prior_ros road segmenter: writes road.u8 (road masks)
 
 
 @dataclass
@@ -48,6 +52,7 @@ class StoredFrame:
     K: np.ndarray                     # at the store size
     held_out: bool
     slot: int                         # row in images.u8
+    T_ground: np.ndarray | None = None  # T_ground_from_camera (4, 4), None when the source has no pose
 
 
 class FrameStore:
@@ -58,11 +63,14 @@ class FrameStore:
         index = json.loads((self.folder / "index.json").read_text())
         self.size = tuple(index["size"])
         self.stats = index["stats"]
-        self.frames = [StoredFrame(f["name"], f["stamp_ns"], f["segment"], np.array(f["K"]), f["held_out"], f["slot"])
+        self.frames = [StoredFrame(f["name"], f["stamp_ns"], f["segment"], np.array(f["K"]), f["held_out"], f["slot"],
+                                   None if f.get("T_ground") is None else np.array(f["T_ground"]))
                        for f in index["frames"]]
         H, W = self.size
         n = len(self.frames)
         self.images = np.memmap(self.folder / "images.u8", np.uint8, "r", shape=(n, H, W, 3)) if n else None
+        road = self.folder / "road.u8"
+        self.road = np.memmap(road, np.uint8, "r", shape=(n, H, W)) if n and road.is_file() else None
         self.stereo = None
         self.T_stereo = np.array(index["T_stereo"]) if index.get("T_stereo") is not None else None
         if self.T_stereo is not None:
@@ -77,19 +85,42 @@ class FrameStore:
         return np.array(self.images[frame.slot])  # a copy: torch wants writable arrays
 
     def validation_data(self, frame: StoredFrame) -> dict | None:
-        """{rows, cols, z, K, height, width, T_ground_from_camera} of a held-out frame (None without LiDAR)."""
+        """{rows, cols, z, K, height, width, T_ground_from_camera[, road]} of a held-out frame (None without
+        LiDAR); road: bool (height, width) road mask when the store was built with a segmenter."""
         path = self.folder / "validation" / f"{frame.slot:06d}.npz"
         if not path.is_file():
             return None
         with np.load(path, allow_pickle=False) as z:
-            return {k: z[k] for k in z.files}
+            data = {k: z[k] for k in z.files}
+        if "road" in data:
+            h, w = int(data["height"]), int(data["width"])
+            data["road"] = np.unpackbits(data["road"], count=h * w).reshape(h, w).astype(bool)
+        return data
+
+    def road_prior(self, frame: StoredFrame, max_depth: float = 80.0) -> np.ndarray | None:
+        """The embodied prior of the frame at the store size (the node's ``scene_prior`` from its mount
+        pose, intrinsics and road mask): float32 (3, H, W) depth (m), 0 where unknown, in layers
+        [road pixels, upright surfaces standing on the road's edge, ground plane below the horizon
+        (an upper bound for anything standing on the road)]; None without road masks or pose."""
+        if self.road is None or frame.T_ground is None:
+            return None
+        from depth_prior_ros.geometry.camera import PinholeCamera
+        from depth_prior_ros.prior.scene import SOURCE_ROAD, SOURCE_VERTICAL, scene_prior
+
+        H, W = self.size
+        prior = scene_prior(PinholeCamera(K=frame.K, width=W, height=H), frame.T_ground,
+                            np.asarray(self.road[frame.slot], bool), mode="scene", max_depth=max_depth)
+        depth = np.nan_to_num(prior.depth, nan=0.0)
+        return np.stack([np.where(prior.source == SOURCE_ROAD, depth, 0.0),
+                         np.where(prior.source == SOURCE_VERTICAL, depth, 0.0),
+                         np.nan_to_num(prior.ground, nan=0.0)]).astype(np.float32)
 
     def training_frame(self, i: int) -> Frame:
         """Triplet ``i`` as a training Frame (images already at the store size)."""
         prev, target, nxt = (self.frames[j] for j in self.triplets[i])
         stereo = np.array(self.stereo[target.slot]) if self.stereo is not None else None
         return Frame(image=self.image(target), prev=self.image(prev), next=self.image(nxt), K=target.K,
-                     name=target.name, stereo=stereo, T_stereo=self.T_stereo)
+                     name=target.name, stereo=stereo, T_stereo=self.T_stereo, prior_depth=self.road_prior(target))
 
     def __len__(self) -> int:
         return len(self.triplets)
@@ -98,6 +129,7 @@ class FrameStore:
 def build_store(stream: Iterable[RawFrame], config: StoreConfig, folder: str | Path, progress: bool = True,
                 description: str = "read") -> FrameStore:
     """Stream ``stream`` once into ``folder`` (replaced) and open it (see the module docstring)."""
+    import cv2
     from tqdm import tqdm
 
     folder = Path(folder)
@@ -112,6 +144,7 @@ def build_store(stream: Iterable[RawFrame], config: StoreConfig, folder: str | P
     neighbours: dict[int, list] = {}   # slot -> [prev slot, next slot] while the frame may still get them
     previous: tuple[str, MotionProbe] | None = None
     T_stereo, seen = None, 0
+    road = open(tmp / "road.u8", "wb") if config.segmenter is not None else None
     with open(tmp / "images.u8", "wb") as images, open(tmp / "stereo.u8", "wb") as stereo:
         for raw_index, raw in enumerate(tqdm(stream, desc=description, unit="frame", disable=not progress)):
             seen += 1
@@ -126,11 +159,18 @@ def build_store(stream: Iterable[RawFrame], config: StoreConfig, folder: str | P
             if raw.stereo is not None:
                 stereo.write(np.ascontiguousarray(resize_image(raw.stereo, size)).tobytes())
                 T_stereo = raw.T_stereo_from_camera
+            mask = None
+            if road is not None:  # segmented at the native size (the segmenter's own resolution), stored small
+                mask = config.segmenter.segment(raw.image).road.astype(np.uint8)
+                road.write(np.ascontiguousarray(cv2.resize(mask, size[::-1], interpolation=cv2.INTER_NEAREST)).tobytes())
             K = scale_intrinsics(raw.K, raw.image.shape[:2], size)
+            T_ground = raw.T_ground_from_camera
             records.append({"name": raw.name, "stamp_ns": int(raw.stamp_ns), "segment": raw.segment,
-                            "K": K.tolist(), "held_out": held, "slot": slot})
+                            "K": K.tolist(), "held_out": held, "slot": slot,
+                            "T_ground": None if T_ground is None or not np.isfinite(T_ground).all()
+                            else np.asarray(T_ground, float).tolist()})
             if held and raw.gt is not None:
-                save_validation(tmp / "validation" / f"{slot:06d}.npz", raw)
+                save_validation(tmp / "validation" / f"{slot:06d}.npz", raw, mask)
             while recent and (raw_index - recent[0][1] > max_offset or records[recent[0][0]]["segment"] != raw.segment
                               or raw.stamp_ns - records[recent[0][0]]["stamp_ns"] > config.max_gap_s * 1e9):
                 recent.popleft()
@@ -142,6 +182,8 @@ def build_store(stream: Iterable[RawFrame], config: StoreConfig, folder: str | P
                              and motion.far_enough(probe, p)), None)
                 neighbours[slot] = [prev, None]
             recent.append((slot, raw_index, probe))
+    if road is not None:
+        road.close()
     if T_stereo is None:
         (tmp / "stereo.u8").unlink()
     triplets = [(p, t, n) for t, (p, n) in sorted(neighbours.items()) if p is not None and n is not None]
@@ -157,13 +199,15 @@ def build_store(stream: Iterable[RawFrame], config: StoreConfig, folder: str | P
     return FrameStore(folder)
 
 
-def save_validation(path: Path, raw: RawFrame) -> None:
+def save_validation(path: Path, raw: RawFrame, road: np.ndarray | None = None) -> None:
+    """The held-out frame's LiDAR (sparse), K, size, ground pose and, when segmented, its native road mask."""
     gt = raw.gt()
     rows, cols = np.nonzero(np.isfinite(gt) & (gt > 0))
     T = raw.T_ground_from_camera if raw.T_ground_from_camera is not None else np.full((4, 4), np.nan)
     np.savez(path, rows=rows.astype(np.int32), cols=cols.astype(np.int32), z=gt[rows, cols].astype(np.float32),
              K=np.asarray(raw.K, np.float64), height=np.int32(gt.shape[0]), width=np.int32(gt.shape[1]),
-             T_ground_from_camera=np.asarray(T, np.float64))
+             T_ground_from_camera=np.asarray(T, np.float64),
+             **({} if road is None else {"road": np.packbits(road.astype(bool))}))
 
 
 def sparse_to_dense(data: dict) -> np.ndarray:

@@ -4,7 +4,8 @@ Each held-out frame: the network's prediction at the training size, resized to t
 size, scored with ``depth_prior_ros.replay.metrics`` two ways:
   median  per-frame median scaling (the self-supervised convention: is the *shape* right?)
   prior   aligned to the embodied ground prior of the node's pipeline (``ScenePriorCache.prior`` at
-          the frame's ground pose, then ``align.align_to_prior`` with the pipeline's settings), i.e. the
+          the frame's ground pose, with the frame's road mask when the store was built with a road
+          segmenter, then ``align.align_to_prior`` with the pipeline's settings), i.e. the
           metric depth the node would publish from this network; ``prior_accepted`` is the share of
           frames whose fit the aligner accepts.
 Protocol: KITTI (Garg crop, LiDAR depth in (1e-3, 80) m), per-frame means.
@@ -25,6 +26,7 @@ class ValidationFrame:
     gt: np.ndarray                 # float32 (H, W) native, NaN unknown
     camera: object                 # PinholeCamera at (H, W)
     T_ground_from_camera: np.ndarray | None
+    road: np.ndarray | None = None  # bool (H, W): the road segmenter's mask (the node's scene prior with it)
 
 
 def validation_frames(stores, limit: int | None = None) -> list[ValidationFrame]:
@@ -42,7 +44,7 @@ def validation_frames(stores, limit: int | None = None) -> list[ValidationFrame]
             T = data["T_ground_from_camera"]
             out.append(ValidationFrame(f.name, store.image(f), sparse_to_dense(data),
                                        PinholeCamera(K=data["K"], width=int(data["width"]), height=int(data["height"])),
-                                       None if not np.isfinite(T).all() else T))
+                                       None if not np.isfinite(T).all() else T, data.get("road")))
     if limit and len(out) > limit:
         out = [out[int(i)] for i in np.linspace(0, len(out) - 1, limit).round()]
     return out
@@ -70,7 +72,8 @@ class Validator:
 
     def prior(self, frame: ValidationFrame):
         if frame.name not in self._priors:
-            self._priors[frame.name] = self.priors.prior(frame.camera, frame.T_ground_from_camera, inpaint=False)
+            self._priors[frame.name] = self.priors.prior(frame.camera, frame.T_ground_from_camera, frame.road,
+                                                         inpaint=False)
         return self._priors[frame.name]
 
     def __call__(self, predict) -> dict:

@@ -55,15 +55,18 @@ def register(subparsers) -> None:
 
     s = subparsers.add_parser(
         "soak", help="many frames through a live depth_node: memory, exceptions, exact drop accounting",
-        description="Publish --frames image + camera_info pairs (reliable QoS) into a fresh depth_node "
-                    "(prior_only) faster than it can process them, then check its resident memory growth "
-                    "after warm-up, its log, and received = processed + dropped = sent. Exit status 1 on failure.")
+        description="Publish --frames image + camera_info pairs into a fresh depth_node (prior_only, its "
+                    "shipped defaults) faster than it can process them, then check its resident memory growth "
+                    "after warm-up, its log, and received = processed + dropped <= sent (= sent with --reliable). "
+                    "Exit status 1 on failure.")
     s.add_argument("--frames", type=integer(2), default=5000)
     s.add_argument("--size", default="1600x900", help="image size WIDTHxHEIGHT (default 1600x900)")
     s.add_argument("--rate", type=number(0.0, 10000.0), default=60.0,
                    help="publisher rate in Hz (default 60, above the node's rate at 1600x900; 0: back to back)")
     s.add_argument("--qos-depth", type=integer(1, 10000), default=50,
-                   help="reliable keep-last history of publisher and node (default 50)")
+                   help="reliable keep-last history of the publisher (and of the node with --reliable; default 50)")
+    s.add_argument("--reliable", action="store_true",
+                   help="reliable node input instead of the shipped best effort: then received == sent exactly")
     s.add_argument("--warmup", type=integer(0), default=None, help="warm-up frames before memory is tracked "
                                                             "(default: a tenth of the frames, 300..500)")
     s.add_argument("--max-growth-mb", type=number(0.0, open_low=True), default=50.0)
@@ -173,6 +176,7 @@ def _soak(args: argparse.Namespace) -> int:
     try:
         result = run_soak(frames=args.frames, width=width, height=height, rate_hz=args.rate or None,
                           warmup_frames=args.warmup, max_growth_mb=args.max_growth_mb, qos_depth=args.qos_depth,
+                          reliability="reliable" if args.reliable else "best_effort",
                           log_dir=Path(args.log_dir) if args.log_dir else None, progress=_progress())
     except (NodeProcessError, ValueError) as exc:
         raise _command_error(str(exc)) from None

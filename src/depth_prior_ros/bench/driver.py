@@ -46,16 +46,22 @@ class StreamStats:
         return float(np.percentile(self.latencies_ms, q)) if self.latencies_ms else float("nan")
 
 
+BENCH_POSE = (1.51, 0.0)  # camera height (m) and pitch (deg) above the road: nuScenes CAM_FRONT-like
+CAMERA_FRAME = "bench_camera_optical_frame"
+
+
 class Driver(RosClient):
     """Publishes ``image`` + ``camera_info`` (QoS ``reliable`` / ``qos_depth``) and listens to
     ``output_topic`` and to the /diagnostics statuses whose name starts with ``diagnostics_name``.
+    Like a vehicle's robot_state_publisher, it latches the camera mount ``camera_pose`` (height m, pitch
+    deg) on /tf_static (base_footprint -> its camera frame), so a node runs its shipped ``use_tf: true``.
 
     Topics are relative to ``namespace``. Use as a context manager; it owns its rclpy context.
     """
 
     def __init__(self, width: int, height: int, K: np.ndarray, namespace: str = "/bench",
                  output_topic: str = "depth", reliable: bool = False, qos_depth: int = 1,
-                 diagnostics_name: str | None = None):
+                 diagnostics_name: str | None = None, camera_pose: tuple[float, float] | None = BENCH_POSE):
         from sensor_msgs.msg import CameraInfo, Image
 
         from ..geometry.camera import PinholeCamera
@@ -74,7 +80,27 @@ class Driver(RosClient):
         self.watch_diagnostics(diagnostics_name or "")
         self.image_msg = image_msg(test_image(width, height), "rgb8")
         self.info_msg = camera_info_msg(PinholeCamera(np.asarray(K, dtype=np.float64), width, height))
-        self.image_msg.header.frame_id = self.info_msg.header.frame_id = "bench_camera_optical_frame"
+        self.image_msg.header.frame_id = self.info_msg.header.frame_id = CAMERA_FRAME
+        self.pub_tf_static = None if camera_pose is None else self._latch_mount(*camera_pose)
+
+    def _latch_mount(self, height_m: float, pitch_deg: float):
+        import math
+
+        from geometry_msgs.msg import TransformStamped
+        from tf2_msgs.msg import TFMessage
+
+        from ..geometry.extrinsics import matrix_to_quaternion, pose_from_static
+        from ..ros.qos import tf_broadcaster_qos
+
+        T = pose_from_static(float(height_m), math.radians(float(pitch_deg)))
+        ts = TransformStamped(child_frame_id=CAMERA_FRAME)
+        ts.header.frame_id = "base_footprint"
+        t, r = ts.transform.translation, ts.transform.rotation
+        t.x, t.y, t.z = (float(v) for v in T[:3, 3])
+        r.x, r.y, r.z, r.w = (float(v) for v in matrix_to_quaternion(T[:3, :3]))
+        publisher = self.node.create_publisher(TFMessage, "/tf_static", tf_broadcaster_qos(True))
+        publisher.publish(TFMessage(transforms=[ts]))
+        return publisher
 
     def publish_frame(self, msg=None, info=True) -> int:
         """Stamp with the current system time (ns), publish camera_info then the image; returns the stamp."""

@@ -93,9 +93,10 @@ class TransportResults:
 
 def depth_node_params(reliability: str = "best_effort", qos_depth: int = 1, diagnostics_period: float = 1.0,
                       **extra) -> dict:
-    """depth_node (prior_only) parameters for a bench: static pose (nuScenes-like), everything else default."""
-    params = {"backend": "prior_only", "use_tf": False, "camera_height": 1.51, "camera_pitch_deg": 0.0,
-              "qos_reliability": reliability, "qos_depth": qos_depth, "diagnostics_period": diagnostics_period}
+    """depth_node (prior_only) parameters for a bench: the shipped defaults (use_tf: the Driver latches the
+    camera mount on /tf_static), with the given input QoS and diagnostics period."""
+    params = {"backend": "prior_only", "qos_reliability": reliability, "qos_depth": qos_depth,
+              "diagnostics_period": diagnostics_period}
     params.update(extra)
     return params
 

@@ -102,14 +102,18 @@ class TfTree:
 
     mode: "interpolate" (slerp between the two samples around the stamp) or "nearest".
     max_extrapolation: seconds a lookup may fall outside a timed edge's samples (then the end sample is
-    used); ``None`` allows any distance.
+    used); ``None`` allows any distance, 0 none (tf2's rule: only an exact stamp at either end).
+    cache_time: seconds of samples a timed edge keeps behind its newest one (tf2's Buffer keeps 10 s);
+    ``None`` keeps everything (a bag read once).
     """
 
-    def __init__(self, mode: str = "interpolate", max_extrapolation: float | None = 0.5):
+    def __init__(self, mode: str = "interpolate", max_extrapolation: float | None = 0.5,
+                 cache_time: float | None = None):
         if mode not in LOOKUP_MODES:
             raise ValueError(f"tf lookup mode '{mode}' is not one of {', '.join(LOOKUP_MODES)}")
         self.mode = mode
         self.max_extrapolation_ns = None if max_extrapolation is None else int(max_extrapolation * 1e9)
+        self.cache_ns = None if cache_time is None else int(cache_time * 1e9)
         self._edges: dict[str, _Edge] = {}  # child -> edge to its parent
 
     # ----------------------------------------------------------------- building
@@ -141,6 +145,10 @@ class TfTree:
         else:
             edge.stamps.insert(i, int(stamp))
             edge.transforms.insert(i, T)
+        if self.cache_ns is not None:  # a live stream: forget what is older than the cache window
+            old = bisect.bisect_left(edge.stamps, edge.stamps[-1] - self.cache_ns)
+            if old:
+                del edge.stamps[:old], edge.transforms[:old]
 
     def add_transform_stamped(self, msg, static: bool = False) -> None:
         """geometry_msgs/TransformStamped (rosbags or rclpy object) -> one edge sample."""

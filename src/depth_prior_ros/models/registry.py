@@ -78,3 +78,26 @@ def create_backend(name: str, **options) -> DepthBackend | None:
         raise BackendError(f"unknown backend '{name}'; available: {', '.join(available_backends())}")
     factory, options_class = _FACTORIES[name]
     return factory(parse_options(options_class, name, options)) if options_class else factory(**options)
+
+
+def check_backend_options(name: str, options: dict) -> None:
+    """BackendError for what no retry of ``create_backend`` can fix, without building the network: an
+    option the backend does not know, or no weights for a backend that needs them. A backend whose
+    package is missing passes here: installing the package fixes it, so loading it stays a runtime
+    failure."""
+    if name == NO_NETWORK:
+        create_backend(name, **options)  # builds nothing: checks the options and that weights are empty
+        return
+    if name not in _FACTORIES:
+        if name not in _LAZY_MODULES:
+            return  # an unknown name is the 'backend' parameter's own check
+        try:
+            importlib.import_module(_LAZY_MODULES[name])
+        except ImportError:
+            return
+    options_class = _FACTORIES[name][1]
+    if options_class is None:
+        return
+    parsed = parse_options(options_class, name, options)
+    if hasattr(parsed, "weights") and not parsed.weights and not getattr(parsed, "random_init", False):
+        raise BackendError(f"backend '{name}' needs weights; set the 'weights' parameter")

@@ -158,26 +158,36 @@ def make_string(text: str, distro: str = DEFAULT_DISTRO):
 
 
 # --------------------------------------------------------------------------- message -> numpy
+def _codec_rgb(msg, msgtype: str) -> np.ndarray:
+    """A camera image through the nodes' decoder (ros/image_codec.py): one decoder, live and offline."""
+    from ..ros.image_codec import ConversionError, decode_compressed, decode_image, to_rgb
+
+    data = msg.data if isinstance(msg.data, np.ndarray) else bytes(msg.data)
+    try:
+        if msgtype == COMPRESSED_IMAGE:
+            return decode_compressed(data, str(msg.format))
+        pixels = decode_image(str(msg.encoding), int(msg.width), int(msg.height), int(msg.step), data,
+                              bigendian=bool(msg.is_bigendian))
+        return to_rgb(pixels, str(msg.encoding))
+    except ConversionError as exc:
+        raise BagError(f"the camera image cannot be read: {exc}") from None
+
+
 def image_to_numpy(msg, msgtype: str = IMAGE) -> np.ndarray:
     """sensor_msgs/Image or CompressedImage -> numpy.
 
-    Colour images come back as uint8 RGB (H, W, 3); mono8 as uint8 (H, W); 16UC1/mono16 as uint16
-    (H, W); 32FC1 as float32 (H, W). Raises BagError for encodings depth replay cannot use.
+    Camera encodings the nodes take (rgb8, bgr8, rgba8, bgra8, bayer_*, yuv422...) and CompressedImage
+    come back as uint8 RGB (H, W, 3), decoded as the nodes decode them; mono8 as uint8 (H, W);
+    16UC1/mono16 as uint16 (H, W); 32FC1 as float32 (H, W). Raises BagError for encodings depth replay
+    cannot use.
     """
-    if msgtype == COMPRESSED_IMAGE:
-        import cv2
+    from ..ros.image_codec import IMAGE_ENCODINGS
 
-        buf = np.frombuffer(bytes(msg.data), dtype=np.uint8)
-        decoded = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED)
-        if decoded is None:
-            raise BagError(f"a CompressedImage ({msg.format or 'unknown format'}) could not be decoded")
-        if decoded.ndim == 3 and decoded.shape[2] == 4:
-            decoded = decoded[:, :, :3]
-        return decoded[:, :, ::-1].copy() if decoded.ndim == 3 else decoded  # OpenCV decodes BGR
+    if msgtype == COMPRESSED_IMAGE or (msg.encoding in IMAGE_ENCODINGS and msg.encoding not in ("mono8", "mono16")):
+        return _codec_rgb(msg, msgtype)
     enc = str(msg.encoding).lower()
     h, w, step = int(msg.height), int(msg.width), int(msg.step)
-    layouts = {"rgb8": (np.uint8, 3), "bgr8": (np.uint8, 3), "rgba8": (np.uint8, 4), "bgra8": (np.uint8, 4),
-               "mono8": (np.uint8, 1), "8uc1": (np.uint8, 1), "mono16": (np.uint16, 1), "16uc1": (np.uint16, 1),
+    layouts = {"mono8": (np.uint8, 1), "8uc1": (np.uint8, 1), "mono16": (np.uint16, 1), "16uc1": (np.uint16, 1),
                "32fc1": (np.float32, 1), "8uc3": (np.uint8, 3)}
     if enc not in layouts:
         raise BagError(f"image encoding '{msg.encoding}' is not supported (use rgb8, bgr8, mono8, 16UC1 or 32FC1)")
@@ -191,15 +201,17 @@ def image_to_numpy(msg, msgtype: str = IMAGE) -> np.ndarray:
     rows = np.lib.stride_tricks.as_strided(raw, shape=(h, row_bytes), strides=(step, 1))
     arr = np.ascontiguousarray(rows).view(dtype).astype(dtype.newbyteorder("="), copy=False)
     arr = arr.reshape(h, w, channels) if channels > 1 else arr.reshape(h, w)
-    if enc in ("bgr8", "bgra8", "8uc3"):
-        arr = arr[:, :, 2::-1]
-    elif enc == "rgba8":
-        arr = arr[:, :, :3]
+    if enc == "8uc3":  # OpenCV's unnamed 3-channel images are BGR
+        arr = arr[:, :, ::-1]
     return np.ascontiguousarray(arr)
 
 
 def rgb_image(msg, msgtype: str = IMAGE) -> np.ndarray:
-    """Any supported image message -> uint8 RGB (H, W, 3) (mono is repeated into three channels)."""
+    """Any camera image message -> uint8 RGB (H, W, 3), through the nodes' decoder where it applies."""
+    from ..ros.image_codec import IMAGE_ENCODINGS
+
+    if msgtype == COMPRESSED_IMAGE or msg.encoding in IMAGE_ENCODINGS:
+        return _codec_rgb(msg, msgtype)
     arr = image_to_numpy(msg, msgtype)
     if arr.dtype != np.uint8:
         raise BagError(f"the camera image is {arr.dtype} ({getattr(msg, 'encoding', '?')}); an 8-bit image is needed")

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from ..commands.arguments import degrees, integer, number, path_arg, positive_seconds
 from ..output_paths import check_output_folder
-from ..parameters import PARAMS
+from ..parameters import DEPTH_NODE, PARAMS, ParameterError, check_known_names
 
 PROTOCOLS = ("auto", "default", "kitti", "nuscenes", "robotcar")
 # Rendered bags: at most this many frames per condition, at most this many pixels a side.
@@ -154,6 +154,10 @@ def _node_params(args) -> dict:
         except yaml.YAMLError as exc:
             problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
             raise _error(f"--param '{item}' has a value that is not YAML ({problem})") from None
+    try:
+        check_known_names(params, DEPTH_NODE)
+    except ParameterError as exc:
+        raise _error(f"--param: {exc}") from None
     if args.use_road_mask:
         params["use_road_mask"] = True
     return params

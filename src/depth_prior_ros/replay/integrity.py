@@ -148,8 +148,9 @@ def _check_mcap(mcap) -> BagIntegrity:
             if crc and zlib.crc32(raw) != crc:
                 reason = "its CRC does not match"
             without_crc += not crc
-        except Exception as exc:  # noqa: BLE001 - any failure to decode a chunk means it is damaged
-            reason = f"it cannot be decoded ({str(exc).strip() or type(exc).__name__})"
+        except Exception:  # noqa: BLE001 - any failure to decode a chunk means it is damaged
+            # the decompressor's own checks fired before the CRC could (its message adds nothing here)
+            reason = "its compressed data cannot be decompressed"
         if reason is None:
             good.append(chunk)
             continue

@@ -7,11 +7,12 @@ matches outputs to inputs by header stamp (the node keeps the input's stamp). En
 "image published" -> "depth received" on one monotonic clock; a frame whose depth never comes within
 ``frame_timeout`` counts as dropped.
 
-The pose: with tf2_ros installed (a ROS installation) the node could read the bag's /tf; the PyPI
-wheels have no tf2_ros, so the node gets the pose of each bag's first frame as its static
-``camera_height`` / ``camera_pitch_deg`` / ``camera_roll_deg`` parameters (yaw does not change a
-ground prior). A bag whose camera pose moves over time is therefore replayed with a fixed pose live;
-offline replay follows the tf at every stamp.
+The node runs its shipped defaults (best-effort input, ``use_tf: true``) and this process publishes the
+bag's tf as a robot does: its /tf_static latched once per bag (tf2's static broadcaster QoS), its /tf
+up to TF_LEAD_S past each image's stamp before that image (a live broadcaster is ahead of a camera's
+stamps), so the node follows the recorded pose at every stamp, as offline replay does. Only with a pose
+that is not in tf (``--pose static`` or ``lidar``) does the node get the median pose of the frames as
+its static ``camera_*`` parameters and ``use_tf: false`` (a note in the report says so).
 
 Network isolation: ``processes.isolate_ros`` (loopback discovery, the run's ROS_DOMAIN_ID) before rclpy
 starts, for this process and the node alike.
@@ -31,6 +32,8 @@ from ..processes import NodeProcess, NodeProcessError, RosClient, choose_domain_
 from .config import BackendSpec, ReplayConfig, ReplayError, condition_for, node_settings
 from .frames import Frame, iter_frames
 from .recorder import Recorder
+
+TF_LEAD_S = 0.2  # /tf published this far past an image's stamp before the image
 
 
 # --------------------------------------------------------------------------- the replay side
@@ -52,7 +55,7 @@ class LiveStats:
 class LiveSession(RosClient):
     """rclpy endpoints around one node: publishers for its inputs, its depth (raw, by stamp), its diagnostics."""
 
-    def __init__(self, namespace: str, label: str, segmenting: bool = False):
+    def __init__(self, namespace: str, label: str, segmenting: bool = False, with_tf: bool = False):
         from sensor_msgs.msg import CameraInfo, Image
 
         super().__init__(f"depth_prior_replay_{_safe(label)}", namespace)
@@ -61,6 +64,14 @@ class LiveSession(RosClient):
         self.pub_image = self.publisher(Image, "image")
         self.pub_info = self.publisher(CameraInfo, "camera_info")
         self.pub_mask = self.publisher(Image, "road_mask")
+        self.pub_tf = self.pub_tf_static = None
+        if with_tf:
+            from tf2_msgs.msg import TFMessage
+
+            from ..ros.qos import tf_broadcaster_qos
+
+            self.pub_tf = self.node.create_publisher(TFMessage, "/tf", tf_broadcaster_qos(False))
+            self.pub_tf_static = self.node.create_publisher(TFMessage, "/tf_static", tf_broadcaster_qos(True))
         self.arrivals: dict[int, tuple[float, bytes]] = {}
         self.road_masks: dict[int, bytes] = {}  # the node's segmenter masks (prior/road_mask), by stamp
         self.subscribe(Image, "depth", self._on_depth, raw=True)
@@ -93,7 +104,8 @@ class LiveSession(RosClient):
 
     def ready(self) -> bool:
         """Connected both ways, and the backend has loaded or failed (then the node publishes the prior)."""
-        return self.connected([self.pub_image, self.pub_info], self.outputs) and \
+        inputs = [self.pub_image, self.pub_info] + ([self.pub_tf] if self.pub_tf is not None else [])
+        return self.connected(inputs, self.outputs) and \
             self.diagnostics.get("backend_state") in ("ready", "failed")
 
     def camera_info(self, frame: Frame) -> bytes:
@@ -118,6 +130,48 @@ class LiveSession(RosClient):
         return published
 
 
+class TfPlayer:
+    """One bag's tf for the node: ``start`` latches its /tf_static (all static transforms in one message,
+    as tf2's StaticTransformBroadcaster sends them); ``until(stamp_ns)`` publishes the /tf messages whose
+    stamps are at most ``stamp_ns`` + TF_LEAD_S and were not published yet."""
+
+    def __init__(self, session: LiveSession, bag_path: Path):
+        from . import bag_io
+
+        self.session, self.static, self.timed = session, [], []
+        with bag_io.BagReader(bag_path) as bag:
+            topics = [t for t, summary in bag.topics.items() if summary.msgtype == bag_io.TF_MESSAGE]
+            for m in bag.messages(topics):
+                if m.topic.endswith("tf_static"):
+                    self.static.extend(m.msg.transforms)
+                elif m.msg.transforms:
+                    stamp = min(bag_io.stamp_to_ns(ts.header.stamp) for ts in m.msg.transforms)
+                    self.timed.append((stamp, bag_io.serialize(m.msg, bag_io.TF_MESSAGE)))
+        self.timed.sort(key=lambda item: item[0])
+        self._next = 0
+
+    def start(self) -> None:
+        from . import bag_io
+
+        if self.static:
+            self.session.pub_tf_static.publish(bag_io.serialize(bag_io.make_tf_message(self.static), bag_io.TF_MESSAGE))
+
+    def until(self, stamp_ns: int) -> None:
+        limit = stamp_ns + int(TF_LEAD_S * 1e9)
+        while self._next < len(self.timed) and self.timed[self._next][0] <= limit:
+            self.session.pub_tf.publish(self.timed[self._next][1])
+            self._next += 1
+
+
+def bag_ground_frame(bags: list[Path], config: ReplayConfig) -> str:
+    """The ground frame the node looks up (the first bag's: --ground-frame, else the bag's hint)."""
+    from . import bag_io
+    from .frames import resolve_topics
+
+    with bag_io.BagReader(bags[0]) as bag:
+        return resolve_topics(bag, config.frames).ground_frame
+
+
 def nominal_pose(bags: list[Path], config: ReplayConfig) -> PoseSummary:
     """Median height, pitch and roll over every image of the bags: the static mount the node gets."""
     from .frames import image_poses
@@ -139,9 +193,15 @@ def run_live(bags: list[Path], config: ReplayConfig, recorder: Recorder) -> None
     isolate_ros(domain)
     report = recorder.report
     report.run_info["ros_domain_id"] = domain
-    pose = nominal_pose(bags, config)
-    report.note(f"live: the node ran with a static camera pose, the median over the bags' frames ({pose}); "
-                "it does not follow per-frame tf (no tf2_ros in this replay), offline replay does")
+    if config.frames.pose == "tf":
+        pose = None
+        report.note("live: the node ran its shipped defaults (best-effort input, use_tf true) and followed the "
+                    "bags' /tf and /tf_static, republished by the replay as a robot publishes them")
+    else:
+        pose = nominal_pose(bags, config)
+        report.note(f"live: the pose is not in tf (--pose {config.frames.pose}), so the node ran with use_tf false "
+                    f"and a static camera pose, the median over the bags' frames ({pose}); offline replay uses "
+                    "each frame's pose")
     for i, spec in enumerate(config.backends):
         _run_backend(bags, config, recorder, spec, pose, f"/replay_{os.getpid()}_{i}")
 
@@ -153,12 +213,15 @@ def _run_backend(bags, config: ReplayConfig, recorder: Recorder, spec: BackendSp
     from .ground_truth import depth_from_image
 
     settings = node_settings(config, spec)  # validates before a process starts
-    # Reliable input QoS unless asked otherwise: with the sensor-data default (best effort), Fast DDS
-    # loses fragments of large images on a busy loopback, and a lost input would count as a node drop.
-    params = {"qos_reliability": "reliable", **config.node_params, **spec.node_params(),
-              "use_tf": False, "camera_height": float(pose.height),
-              "camera_pitch_deg": float(math.degrees(pose.pitch)), "camera_roll_deg": float(math.degrees(pose.roll)),
-              "camera_yaw_deg": 0.0, "publish_colored": False, "publish_points": False, "publish_prior": False}
+    # The shipped defaults, input QoS (best effort) and tf included: the transport of this host is
+    # shared memory (processes.isolate_ros), where best-effort large images arrive whole.
+    params = {**config.node_params, **spec.node_params()}
+    if pose is None:
+        params.setdefault("ground_frame", bag_ground_frame(bags, config))
+    else:
+        params.update({"use_tf": False, "camera_height": float(pose.height),
+                       "camera_pitch_deg": float(math.degrees(pose.pitch)),
+                       "camera_roll_deg": float(math.degrees(pose.roll)), "camera_yaw_deg": 0.0})
     report = recorder.report
     label = spec.display
     node = NodeProcess("depth_prior_ros.ros.depth_node", params, report.out / "logs" / f"{_safe(label)}.log",
@@ -167,7 +230,7 @@ def _run_backend(bags, config: ReplayConfig, recorder: Recorder, spec: BackendSp
     stats = LiveStats()
     try:
         node.start()
-        session = LiveSession(namespace, label, bool(settings.segmentation_weights))
+        session = LiveSession(namespace, label, bool(settings.segmentation_weights), with_tf=pose is None)
         ready = wait_until(lambda: not node.alive() or session.ready(), config.startup_timeout) and node.alive()
         first = next(iter_frames(bags[0], config.frames, condition_for(config, 0, len(bags))), None)
         if ready and first is not None:
@@ -187,6 +250,9 @@ def _run_backend(bags, config: ReplayConfig, recorder: Recorder, spec: BackendSp
         for i, bag in enumerate(bags):
             frames = iter_frames(bag, config.frames, condition_for(config, i, len(bags)), sink=recorder.sink([label]))
             pending: dict[int, Pending] = {}
+            tf = TfPlayer(session, bag) if pose is None else None
+            if tf is not None:
+                tf.start()
             prev_stamp = None
             next_at = time.monotonic()
             with tqdm(frames, desc=f"live {label} {bag.name}", unit="frame", disable=not config.progress,
@@ -202,12 +268,16 @@ def _run_backend(bags, config: ReplayConfig, recorder: Recorder, spec: BackendSp
                     if not node.alive():
                         raise ReplayError(f"depth_node for backend '{label}' stopped during the replay: "
                                           f"{node.last_error_line() or 'no output'}")
+                    if tf is not None:
+                        tf.until(frame.stamp_ns)
                     published = session.publish(frame, with_mask)
                     stats.published += 1
                     pending[frame.stamp_ns] = Pending(frame, published)
                     if config.rate is not None:
                         next_at = published + 1.0 / config.rate
-                    if config.lockstep:
+                    # The node's first frame builds its per-camera caches (a vehicle pays that once, at start):
+                    # wait for it, so the recorded timing does not drop the frames behind it.
+                    if config.lockstep or stats.published == 1:
                         wait_until(lambda: frame.stamp_ns in session.arrivals, config.frame_timeout, 0.002)
                         next_at = max(next_at, time.monotonic())
                     _collect(session, pending, recorder, label, stats, config, depth_from_image, bag_io)

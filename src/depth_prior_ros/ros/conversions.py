@@ -1,5 +1,6 @@
 """sensor_msgs <-> numpy: images, depth images (REP 118), camera_info, PointCloud2.
 
+Camera images in are decoded by ``image_codec`` (shared with offline replay; re-exported here).
 Two layers: pure array functions (``decode_image``, ``encode_depth``, ``depth_to_points``...) that
 take plain fields and need no ROS, and thin message wrappers
 (``*_msg`` / ``*_from_msg``) that import ``sensor_msgs`` lazily. Every rejection is a
@@ -17,88 +18,40 @@ import sys
 import numpy as np
 
 from ..geometry.camera import CameraModelError, PinholeCamera, normalise_pixels
+from .image_codec import (IMAGE_ENCODINGS, MASK_ENCODINGS, ConversionError, check_image_layout,  # noqa: F401
+                          compressed_size, decode_compressed, decode_image, rgb_view, shown_encoding,  # noqa: F401
+                          to_rgb)  # re-exported: conversions stays the one import for message code
 
-# Colour/grey input encodings -> channels. Everything else is rejected with a sentence naming these.
-IMAGE_ENCODINGS = {"rgb8": 3, "bgr8": 3, "mono8": 1}
-MASK_ENCODINGS = {"mono8": 1, "8UC1": 1}
 DEPTH_ENCODINGS = {"32FC1": np.dtype(np.float32), "16UC1": np.dtype(np.uint16)}
 HOST_IS_BIGENDIAN = sys.byteorder == "big"
 
 
-class ConversionError(ValueError):
-    """A message that cannot be converted; the text is one sentence saying why."""
-
-
-def shown_encoding(encoding: str) -> str:
-    """An encoding string as it may appear in a log line: quoted, escaped, at most 40 characters
-    (it comes from the wire, so it can be long or carry newlines that would forge log lines)."""
-    return repr(encoding[:40]) if encoding else "(empty)"
-
-
 # --------------------------------------------------------------------------- images in
-def check_image_layout(encoding: str, width: int, height: int, step: int, data_len: int,
-                       supported: dict[str, int] = IMAGE_ENCODINGS) -> int:
-    """Validate Image fields cheaply (no pixel access) and return the channel count.
+def is_compressed(msg) -> bool:
+    """A sensor_msgs/CompressedImage (it has ``format`` and no ``encoding``)."""
+    return hasattr(msg, "format") and not hasattr(msg, "encoding")
 
-    Used by subscription callbacks before a frame is queued, so it must stay O(1).
+
+def pixels_from_image_msg(msg) -> np.ndarray:
+    """sensor_msgs/Image -> decoded array (image_codec.decode_image), honouring ``is_bigendian``."""
+    return decode_image(msg.encoding, msg.width, msg.height, msg.step, msg.data, bigendian=bool(msg.is_bigendian))
+
+
+def rgb_from_msg(msg, view: bool = False, size: tuple[int, int] | None = None) -> np.ndarray:
+    """sensor_msgs/Image (any IMAGE_ENCODINGS) or CompressedImage (JPEG/PNG) -> uint8 RGB (H, W, 3).
+
+    view: rgb8/bgr8/mono8 may come back as a non-contiguous view of the message (see rgb_view).
+    size: (width, height) a CompressedImage must have, checked before it is decoded.
     """
-    if encoding not in supported:
-        names = ", ".join(supported)
-        raise ConversionError(f"image encoding {shown_encoding(encoding)} is not supported (use {names})")
-    channels = supported[encoding]
-    if width <= 0 or height <= 0:
-        raise ConversionError(f"image has an empty size {width}x{height}")
-    if step < width * channels:
-        raise ConversionError(f"image step {step} is smaller than width {width} x {channels} bytes per pixel")
-    if data_len != step * height:
-        raise ConversionError(f"image data has {data_len} bytes but step {step} x height {height} "
-                              f"needs {step * height}")
-    return channels
-
-
-def decode_image(encoding: str, width: int, height: int, step: int, data,
-                 supported: dict[str, int] = IMAGE_ENCODINGS) -> np.ndarray:
-    """Image fields -> uint8 view (H, W, C) or (H, W) for one channel; row padding is skipped.
-
-    data: any buffer (bytes, array.array('B'), memoryview). No copy when the buffer allows it.
-    8-bit encodings have no byte order, so ``is_bigendian`` does not matter here.
-    """
-    buf = np.frombuffer(data, dtype=np.uint8)
-    channels = check_image_layout(encoding, width, height, step, buf.size, supported)
-    rows = buf.reshape(height, step)[:, :width * channels]
-    return rows.reshape(height, width, channels) if channels > 1 else rows.reshape(height, width)
-
-
-def to_rgb(pixels: np.ndarray, encoding: str) -> np.ndarray:
-    """Decoded image (H, W, 3) or (H, W) -> contiguous uint8 RGB (H, W, 3) (what backends expect)."""
-    if encoding == "rgb8":
-        return np.ascontiguousarray(pixels)
-    if encoding == "bgr8":
-        return np.ascontiguousarray(pixels[..., ::-1])
-    if encoding == "mono8":
-        return np.repeat(pixels[..., None], 3, axis=2)
-    raise ConversionError(f"image encoding {shown_encoding(encoding)} cannot be converted to RGB")
-
-
-def rgb_view(pixels: np.ndarray, encoding: str) -> np.ndarray:
-    """Decoded image -> RGB (H, W, 3) *view* without copying (strided for bgr8, broadcast for mono8).
-
-    Enough for anything that only slices or reads a few pixels (the prior-only path, point colours);
-    use ``to_rgb`` where a network needs contiguous memory.
-    """
-    if encoding == "rgb8":
-        return pixels
-    if encoding == "bgr8":
-        return pixels[..., ::-1]
-    if encoding == "mono8":
-        return np.broadcast_to(pixels[..., None], pixels.shape + (3,))
-    raise ConversionError(f"image encoding {shown_encoding(encoding)} cannot be converted to RGB")
+    if is_compressed(msg):
+        return decode_compressed(msg.data, msg.format, size)
+    pixels = pixels_from_image_msg(msg)
+    return rgb_view(pixels, msg.encoding) if view else to_rgb(pixels, msg.encoding)
 
 
 def rgb_from_image_msg(msg) -> np.ndarray:
-    """sensor_msgs/Image (rgb8 | bgr8 | mono8) -> uint8 RGB (H, W, 3)."""
-    pixels = decode_image(msg.encoding, msg.width, msg.height, msg.step, msg.data)
-    return to_rgb(pixels, msg.encoding)
+    """sensor_msgs/Image (any IMAGE_ENCODINGS) or CompressedImage -> contiguous uint8 RGB (H, W, 3)."""
+    return rgb_from_msg(msg)
 
 
 def mask_from_image_msg(msg) -> np.ndarray:

@@ -4,7 +4,8 @@ the prior, the road mask of its segmenter (``prior/road_mask``, with ``segmentat
 
 Failure policy:
 - Configuration errors stop the node at start with one sentence naming the parameter and exit status
-  2: an unknown ``backend`` name, a ``weights`` path that does not exist, a malformed value (bad JSON in
+  2: an unknown parameter name (with the closest known one), an unknown ``backend`` name or option, no
+  ``weights`` for a network backend or a path that does not exist, a malformed value (bad JSON in
   ``backend_options``, min_depth >= max_depth, ...), a road segmenter that cannot be loaded. Retrying
   cannot fix those.
 - Runtime failures of the network degrade instead (backend_manager.py): if the backend cannot be built
@@ -18,6 +19,9 @@ Threading: the executor thread runs the callbacks and the diagnostics timer; the
 O(1), store and count, and the image callback hands the newest frame to a one-slot mailbox. One worker
 thread does the frame work (pose lookup, prior, network, publishing), so a tf lookup waiting in it
 leaves the executor free to deliver /tf (received = processed + dropped + pending, see worker.py).
+Runtime parameters (``ros2 param set``; the spec's ``runtime`` ones) are validated on the executor
+thread and take effect from the worker's next frame. depth_lifecycle_node is the same node in lifecycle
+steps (DepthComposition below).
 """
 from __future__ import annotations
 
@@ -34,28 +38,60 @@ from ..ground_pose import MountCheck
 from ..parameters import DEPTH_NODE, parse_depth_params
 from ..pipeline import DepthPipeline, FrameError
 from .backend_manager import RETRY_PERIOD_S, BackendManager
-from .conversions import (ConversionError, PointCloudBuilder, camera_info_with_header,
-                          decode_image, depth_image_msg, image_msg, rgb_view, to_rgb)
+from .conversions import (ConversionError, PointCloudBuilder, camera_info_with_header, depth_image_msg, image_msg,
+                          rgb_from_msg)
 from .diagnostics import WARN, DiagnosticReport, DiagnosticsPublisher, LatencyStats
 from .inputs import CameraInfoInput, ImageInput, RoadMaskInput
 from .output_checks import OutputChecks
-from .params import declare_and_read
-from .pose_source import make_pose_source, report_pose
-from .qos import publisher_qos, subscription_qos
-from .runtime import FrameLog, run_node
+from .params import RuntimeParameters, declare_and_read
+from .pose_source import checked, make_pose_source, report_pose
+from .qos import InputQosOverrides, publisher_qos, subscription_qos
+from .runtime import FrameLog, destroy_entities, node_entities, run_node
 from .worker import Frame, FrameDropped, FrameMailbox, FrameWorker
 
-DROP_REASONS = ("busy", "invalid_image", "no_camera_info", "invalid_camera_info", "camera_info_mismatch",
-                "no_pose", "road_mask_mismatch", "network_input_rejected", "bad_frame", "error")
+DROP_REASONS = ("busy", "invalid_image", "no_camera_info", "unpaired_camera_info", "invalid_camera_info",
+                "camera_info_mismatch", "no_pose", "road_mask_mismatch", "network_input_rejected", "bad_frame", "error")
 
 
-class DepthNode(Node):
+class DepthComposition(InputQosOverrides):
+    """Everything depth_node is, for a plain rclpy Node (DepthNode) and a lifecycle one
+    (depth_lifecycle_node.DepthLifecycleNode), in the lifecycle's steps:
+
+    - ``_declare``: parameters (runtime ones settable with ``ros2 param set``, see params.RuntimeParameters);
+    - ``_configure``: settings, pose source (its /tf subscriptions), pipeline, backend (loaded and warmed
+      now when ``load_now``, else by the worker before its first frame), publishers, worker, diagnostics;
+    - ``_activate`` / ``_deactivate``: the input subscriptions (frames flow only in between);
+    - ``_cleanup``: stops the worker, releases the network and destroys what ``_configure`` created.
+    """
+
     NODE_NAME = DEPTH_NODE
 
-    def __init__(self, retry_period: float = RETRY_PERIOD_S, **node_kwargs):
-        super().__init__(self.NODE_NAME, **node_kwargs)
-        self.settings = s = parse_depth_params(declare_and_read(self, DEPTH_NODE))
+    def _declare(self, retry_period: float) -> None:
+        self.retry_period = retry_period
         self.log = FrameLog(self)
+        self.mailbox = self.camera_info = self.road_mask = None
+        self._inputs, self._configured, self._pending = [], [], None
+        self.params = RuntimeParameters(self, DEPTH_NODE, declare_and_read(self, DEPTH_NODE),
+                                        lambda values: checked(parse_depth_params(values, check_files=False)),
+                                        self._on_settings)
+        self.context.on_shutdown(self._close_mailbox)  # Ctrl-C: the worker stops before handles go away
+
+    def _close_mailbox(self) -> None:  # a bound method: rclpy keeps on_shutdown callbacks as weak references
+        if self.mailbox is not None:
+            self.mailbox.close()
+
+    def _configure(self, load_now: bool) -> None:
+        before = node_entities(self)
+        try:
+            self._build(load_now)
+        except BaseException:  # a configuration error: leave nothing behind (a lifecycle node may retry)
+            destroy_entities(self, node_entities(self, before))
+            raise
+        self._configured = node_entities(self, before)
+
+    def _build(self, load_now: bool) -> None:
+        self.log.stopping, self._pending = False, None  # the parameters' current values are read below
+        self.settings = s = parse_depth_params(self.params.values)
         self.pose_source = make_pose_source(self, s.pose)
         self.get_logger().info(f"camera pose from {self.pose_source.description}")
         self.pipeline = DepthPipeline(None, s.pipeline, s.segmenter(), s.segmentation_every)
@@ -64,35 +100,56 @@ class DepthNode(Node):
                                    f"{self.pipeline.segmentation.segmenter.describe()}")
         self.output_checks = OutputChecks()
         self.backends = BackendManager(s.backend, s.backend_kwargs(), self.get_logger().info,
-                                       self.get_logger().error, retry_period)
+                                       self.get_logger().error, self.retry_period)
+        if load_now:  # lifecycle: the network is ready before activation (no camera yet: default size)
+            self.backends.load(lambda wait: None, wait_s=0.0)
         self.points = PointCloudBuilder(s.points_decimation)
         self.mount_check = MountCheck()  # refined pose > 1 deg off the mount for 5 s: WARN (a bad extrinsic)
         self._last_result = None
-
-        # inputs
-        qos = subscription_qos(s.qos)
-        self.camera_info = CameraInfoInput(self, qos, self.log.warn)
-        self.road_mask = RoadMaskInput(self, qos, self.log.warn) if s.use_road_mask else None
-        # outputs (reliable, keep last 1: best-effort and reliable subscribers both connect)
+        # outputs (reliable, keep last 1: best-effort and reliable subscribers both connect); the optional
+        # ones exist always, since their publish_* switches may change at runtime
         out = publisher_qos(1)
         self.pub_depth = self.create_publisher(Image, "depth", out)
         self.pub_info = self.create_publisher(CameraInfo, "depth/camera_info", out)
         self.pub_confidence = self.create_publisher(Image, "depth/confidence", out)  # fusion.py: P(within 10%)
-        self.pub_colored = self.create_publisher(Image, "depth/colored", out) if s.publish_colored else None
-        self.pub_points = self.create_publisher(PointCloud2, "depth/points", out) if s.publish_points else None
-        self.pub_prior = self.create_publisher(Image, "prior/depth", out) if s.publish_prior else None
+        self.pub_colored = self.create_publisher(Image, "depth/colored", out)
+        self.pub_points = self.create_publisher(PointCloud2, "depth/points", out)
+        self.pub_prior = self.create_publisher(Image, "prior/depth", out)
         self.pub_road = self.create_publisher(Image, "prior/road_mask", out) if s.segmentation_weights else None
         # frame hand-off (the image callback: O(1) checks, then the mailbox), worker and diagnostics
         self.mailbox = FrameMailbox()
-        self.images = ImageInput(self, qos, self.camera_info, self.mailbox, self.log.dropped)
         self.latency = LatencyStats()
         self.worker = FrameWorker(self.mailbox, self._process, self.log.dropped, self.log.failed,
-                                  prepare=lambda: self.backends.load(self.camera_info.size),
-                                  idle=lambda: self.backends.maybe_retry(self.camera_info.size),
+                                  prepare=None if load_now else lambda: self.backends.load(self._camera_size),
+                                  idle=lambda: self.backends.maybe_retry(self._camera_size),
                                   name=f"{self.NODE_NAME}_worker")
         self.diagnostics = DiagnosticsPublisher(self, "depth", s.diagnostics_period, self.mailbox, self.latency,
                                                 DROP_REASONS, self._report)
-        self.context.on_shutdown(self.mailbox.close)  # Ctrl-C: the worker stops before handles go away
+
+    def _activate(self) -> None:
+        """Subscribe the inputs (qos_overrides.<topic>.* parameters may change their QoS, see qos.py)."""
+        before, s = node_entities(self), self.settings
+        qos = subscription_qos(s.qos)
+        self.camera_info = CameraInfoInput(self, qos, self.log.warn, tolerance=s.camera_info_tolerance)
+        self.road_mask = RoadMaskInput(self, qos, self.log.warn) if s.use_road_mask else None
+        self.images = ImageInput(self, qos, self.camera_info, self.mailbox, self.log.dropped, s.image_transport)
+        self._inputs = node_entities(self, before)
+
+    def _deactivate(self, timeout: float = 5.0) -> None:
+        """Unsubscribe, then let the frame in progress finish, so nothing is published after."""
+        destroy_entities(self, self._inputs)
+        if self._inputs:
+            self.images.close()  # images still waiting for their camera_info: counted, not left pending
+        self._inputs = []
+        self.mailbox.wait_idle(timeout)
+
+    def _cleanup(self) -> None:
+        self._deactivate()
+        self.stop()
+        destroy_entities(self, self._configured)
+        self._configured = []
+        self.pipeline.backend = None
+        self.backends = self.camera_info = self.road_mask = None
 
     def start(self) -> None:
         self.worker.start()
@@ -100,23 +157,45 @@ class DepthNode(Node):
     def stop(self) -> None:
         self.log.stopping = True
         self.worker.stop()
-        self.backends.stop()
+        if self.backends is not None:
+            self.backends.stop()
+
+    def _camera_size(self, wait: float = 0.0):
+        return None if self.camera_info is None else self.camera_info.size(wait)
+
+    # runtime parameters: the executor thread stores, the worker applies between frames --------
+    def _on_settings(self, settings) -> None:
+        self._pending = settings
+
+    def _apply_pending(self) -> None:
+        new, self._pending = self._pending, None
+        if new is None:
+            return
+        old, self.settings = self.settings, new
+        if new.pipeline != old.pipeline:  # range, prior, filter or alignment: start them afresh
+            self.pipeline.config = new.pipeline
+            self.pipeline.reset()
+        if new.pose != old.pose:
+            self.pose_source.apply(new.pose)
+        if new.points_decimation != old.points_decimation:
+            self.points = PointCloudBuilder(new.points_decimation)
+        self.get_logger().info("runtime parameters applied from this frame on")
 
     # worker thread ----------------------------------------------------------------------------
     def _process(self, frame: Frame) -> None:
+        self._apply_pending()
         msg, camera, header = frame.msg, frame.camera, frame.msg.header
         t0 = time.perf_counter()
         backend = self.backends.backend
         if backend is not self.pipeline.backend:  # loaded (or re-loaded): start the scale filter afresh
             self.pipeline.backend = backend
             self.pipeline.reset()
-        try:
-            pixels = decode_image(msg.encoding, msg.width, msg.height, msg.step, msg.data)
-        except ConversionError as exc:  # already checked in the callback; kept for safety
-            raise FrameDropped("invalid_image", str(exc)) from exc
         # Without a network only the shape and point colours are read: a view saves a full-frame copy.
         needs_pixels = self.pipeline.has_network or self.pipeline.segmentation is not None
-        image = to_rgb(pixels, msg.encoding) if needs_pixels else rgb_view(pixels, msg.encoding)
+        try:  # raw layouts were checked in the callback; compressed ones are decoded only here
+            image = rgb_from_msg(msg, view=not needs_pixels, size=(camera.width, camera.height))
+        except ConversionError as exc:
+            raise FrameDropped("invalid_image", str(exc)) from exc
         pose = self.pose_source.lookup(header.frame_id, header.stamp)
         mask = self.road_mask.for_camera(camera) if self.road_mask is not None else None
         t1 = time.perf_counter()
@@ -161,15 +240,15 @@ class DepthNode(Node):
         if result.confidence is not None and self.pub_confidence.get_subscription_count() > 0:
             self.pub_confidence.publish(depth_image_msg(result.confidence, header, "32FC1"))
             lap("confidence")
-        if self.pub_colored is not None and self.pub_colored.get_subscription_count() > 0:
+        if s.publish_colored and self.pub_colored.get_subscription_count() > 0:
             far = s.colored_max_depth if s.colored_max_depth > s.pipeline.min_depth else s.pipeline.max_depth
             colored = colorize_depth(result.depth, s.pipeline.min_depth, far)
             self.pub_colored.publish(image_msg(colored, "rgb8", header))
             lap("colored")
-        if self.pub_points is not None and self.pub_points.get_subscription_count() > 0:
+        if s.publish_points and self.pub_points.get_subscription_count() > 0:
             self.pub_points.publish(self.points.msg(result.depth, camera, header, image))
             lap("points")
-        if self.pub_prior is not None and self.pub_prior.get_subscription_count() > 0:
+        if s.publish_prior and self.pub_prior.get_subscription_count() > 0:
             self.pub_prior.publish(depth_image_msg(result.prior.depth, header, "32FC1"))
             lap("prior")
         if self.pub_road is not None and result.road_mask is not None and self.pub_road.get_subscription_count() > 0:
@@ -179,7 +258,8 @@ class DepthNode(Node):
 
     # executor thread: diagnostics -------------------------------------------------------------
     def _report(self, report: DiagnosticReport) -> None:
-        self.camera_info.report(report)
+        if self.camera_info is not None:  # None while a lifecycle node is inactive
+            self.camera_info.report(report)
         if self.road_mask is not None:
             self.road_mask.report(report)
         report_pose(self.pose_source, report)
@@ -203,6 +283,16 @@ class DepthNode(Node):
             report.escalate(WARN, f"the road says the camera is {math.degrees(offsets.pitch):+.1f} deg pitch, "
                                   f"{math.degrees(offsets.roll):+.1f} deg roll off its mount calibration for "
                                   f"{self.mount_check.last - self.mount_check.since:.0f} s: check the extrinsics")
+
+
+class DepthNode(DepthComposition, Node):
+    """The plain node: configured and active from construction; the network loads in the worker."""
+
+    def __init__(self, retry_period: float = RETRY_PERIOD_S, **node_kwargs):
+        super().__init__(self.NODE_NAME, **node_kwargs)
+        self._declare(retry_period)
+        self._configure(load_now=False)
+        self._activate()
 
 
 def main(args=None) -> int:

@@ -62,6 +62,13 @@ class DiagnosticReport:
         if level > self.level:
             self.level, self.message = level, message
 
+    def lead(self, level: int, message: str) -> None:
+        """Raise to at least ``level`` and put ``message`` first: a cause that explains the other
+        symptoms (a camera_info that never came explains the frames dropped for it)."""
+        if level >= self.level:
+            self.message = message if level > self.level or not self.message else f"{message}; {self.message}"
+            self.level = level
+
     def as_dict(self) -> dict[str, str]:
         return dict(self.values)
 

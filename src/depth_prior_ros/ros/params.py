@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 import sys
 
-from ..parameters import Param, ParameterError, node_parameters
+from ..parameters import Param, ParameterError, check_known_names, node_parameters
 
 _INT64_MAX = 2 ** 63 - 1
 
@@ -47,6 +47,9 @@ def declare_and_read(node, node_name: str) -> dict:
     """
     from rclpy.exceptions import InvalidParameterValueException
 
+    # rclpy keeps the -p / --params-file values meant for this node in _parameter_overrides (Humble
+    # through Kilted); an undeclared one would be ignored silently, so a typo is refused here.
+    check_known_names(sorted(getattr(node, "_parameter_overrides", {})), node_name)
     values = {}
     for param in node_parameters(node_name):
         try:
@@ -56,3 +59,42 @@ def declare_and_read(node, node_name: str) -> dict:
             raise ParameterError(f"parameter '{param.name}' must be {param.range_text()}, got "
                                  f"{given.group(1) if given else 'a value outside that range'}") from None
     return values
+
+
+class RuntimeParameters:
+    """``ros2 param set`` / the set_parameters services for a node's spec parameters.
+
+    A change is accepted only when every parameter in it is ``runtime`` in the spec, passes its
+    ``Param.check`` and the whole set still parses (cross-checks such as min_depth < max_depth);
+    otherwise it is refused with that one sentence as the reason and every old value is kept.
+    ``apply(settings)`` then receives the node's new settings object on the executor thread; the
+    node hands it to its worker, which switches between two frames (never inside one).
+    Parameters outside the spec (use_sim_time, qos_overrides.*) are left to rclpy.
+    """
+
+    def __init__(self, node, node_name: str, values: dict, parse, apply):
+        self.node_name, self.values = node_name, dict(values)
+        self._parse, self._apply = parse, apply
+        node.add_on_set_parameters_callback(self._on_set)
+
+    def _on_set(self, parameters):
+        from rcl_interfaces.msg import SetParametersResult
+
+        from ..parameters import PARAMS
+
+        values = dict(self.values)
+        try:
+            for parameter in parameters:
+                spec = PARAMS.get(parameter.name)
+                if spec is None or self.node_name not in spec.nodes:
+                    continue
+                if not spec.runtime:
+                    raise ParameterError(f"parameter '{spec.name}' is read-only: it is read at start, so restart "
+                                         "the node to change it")
+                values[spec.name] = spec.check(parameter.value)
+            settings = self._parse(values)
+        except ParameterError as exc:
+            return SetParametersResult(successful=False, reason=str(exc))
+        self.values = values
+        self._apply(settings)
+        return SetParametersResult(successful=True)

@@ -1,4 +1,5 @@
-"""What every node process of the package does around its node: throttled frame logs and run_node."""
+"""What every node process of the package does around its node: throttled frame logs, the entities a
+lifecycle step created, and run_node."""
 from __future__ import annotations
 
 import sys
@@ -30,6 +31,21 @@ class FrameLog:
             return
         if self.error(f"error:{type(exc).__name__}", f"unexpected {type(exc).__name__} while processing a frame: {exc}"):
             self._logger.debug(traceback.format_exc())
+
+
+def node_entities(node, before: dict | None = None) -> dict:
+    """The node's publishers, subscriptions and timers (those created since ``before`` when given): what a
+    lifecycle step created, so the step that undoes it destroys exactly that."""
+    now = {"publisher": list(node.publishers), "subscription": list(node.subscriptions), "timer": list(node.timers)}
+    if before is None:
+        return now
+    return {kind: [e for e in items if all(e is not b for b in before[kind])] for kind, items in now.items()}
+
+
+def destroy_entities(node, entities) -> None:
+    for kind, items in (entities or {}).items():
+        for entity in items:
+            getattr(node, f"destroy_{kind}")(entity)
 
 
 def check_parameter_overrides(argv: list[str]) -> None:

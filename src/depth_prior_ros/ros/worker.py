@@ -4,7 +4,9 @@ A subscription callback must never block, so it validates cheaply and ``put``s t
 frame replaces a waiting one, which is counted as dropped ("busy"). The worker ``take``s frames and
 reports each as processed or dropped with a reason. At every instant, under one lock:
 
-    received == processed + sum(dropped.values()) + pending     (pending: waiting + in progress <= 2)
+    received == processed + sum(dropped.values()) + pending
+
+(pending: waiting + in progress <= 2, plus the images ``hold``-ed while their camera_info is awaited).
 """
 from __future__ import annotations
 
@@ -57,15 +59,29 @@ class FrameMailbox:
         self._slot: Frame | None = None
         self._in_progress = False
         self._closed = False
+        self._held = 0
         self._received = 0
         self._processed = 0
         self._dropped: Counter = Counter()
 
     # producer side -----------------------------------------------------------------------
-    def put(self, frame: Frame) -> bool:
-        """Queue a frame; returns False when it was refused because the mailbox is closed."""
+    def hold(self) -> None:
+        """Count a frame received but not decided yet (an image waiting for its camera_info); it must
+        come back through ``put(frame, held=True)`` or ``reject(reason, held=True)``."""
         with self._cond:
             self._received += 1
+            self._held += 1
+
+    def _arrive(self, held: bool) -> None:
+        if held:
+            self._held -= 1
+        else:
+            self._received += 1
+
+    def put(self, frame: Frame, held: bool = False) -> bool:
+        """Queue a frame; returns False when it was refused because the mailbox is closed."""
+        with self._cond:
+            self._arrive(held)
             if self._closed:
                 self._dropped[DROP_SHUTDOWN] += 1
                 return False
@@ -75,10 +91,10 @@ class FrameMailbox:
             self._cond.notify()
             return True
 
-    def reject(self, reason: str) -> None:
+    def reject(self, reason: str, held: bool = False) -> None:
         """Count a frame the callback refused without queueing it (invalid message, no camera_info...)."""
         with self._cond:
-            self._received += 1
+            self._arrive(held)
             self._dropped[reason] += 1
 
     # consumer side -----------------------------------------------------------------------
@@ -123,7 +139,7 @@ class FrameMailbox:
 
     def counts(self) -> FrameCounts:
         with self._cond:
-            pending = int(self._slot is not None) + int(self._in_progress)
+            pending = int(self._slot is not None) + int(self._in_progress) + self._held
             return FrameCounts(self._received, self._processed, dict(self._dropped), pending)
 
     def wait_idle(self, timeout: float) -> bool:
