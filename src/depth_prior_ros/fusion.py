@@ -97,10 +97,9 @@ def confidence_from_precision(precision: np.ndarray) -> np.ndarray:
 
 def confidence_from_sigma(sigma):
     """P(|relative error| < WITHIN) of a Gaussian relative error with standard deviation sigma (any shape)."""
-    from scipy.special import erf as erf_array
-
     with np.errstate(divide="ignore"):
-        return erf_array(WITHIN / (np.sqrt(2.0) * np.asarray(sigma))).astype(np.float32)
+        x = WITHIN / (np.sqrt(2.0) * np.asarray(sigma, dtype=np.float64))
+    return np.vectorize(erf, otypes=[np.float64])(x).astype(np.float32)  # a few values: math.erf is exact
 
 
 def agreement_weight(network: np.ndarray, prior: np.ndarray, config: FusionConfig) -> np.ndarray:
