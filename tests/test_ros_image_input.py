@@ -83,30 +83,27 @@ def diagnostics(client):
     return client.subscribe(DiagnosticArray, "/diagnostics", depth=50)
 
 
-@pytest.fixture(scope="module")
-def compressed_io(client, compressed_node, diagnostics):
-    ns = NS["compressed"]
-    io = {"jpeg": client.publisher(CompressedImage, f"{ns}/camera/image_raw/compressed", depth=50),
+def _connect(client, node, diagnostics, ns: str, key: str, image_type, image_topic: str) -> dict:
+    """Publishers into and subscriptions out of the node in ``ns``, once both sides are connected."""
+    io = {key: client.publisher(image_type, f"{ns}/{image_topic}", depth=50),
           "info": client.publisher(CameraInfo, f"{ns}/camera_info", depth=50),
           "depth": client.subscribe(Image, f"{ns}/depth", depth=50),
           "out_info": client.subscribe(CameraInfo, f"{ns}/depth/camera_info", depth=50), "diag": diagnostics}
-    assert wait_for_subscribers([io["jpeg"], io["info"]], timeout=60), compressed_node.output()[-2000:]
+    assert wait_for_subscribers([io[key], io["info"]], timeout=60), node.output()[-2000:]
     assert wait_until(lambda: all(client.node.count_publishers(f"{ns}/{t}") for t in ("depth", "depth/camera_info")),
-                      60), compressed_node.output()[-2000:]
+                      60), node.output()[-2000:]
     return io
+
+
+@pytest.fixture(scope="module")
+def compressed_io(client, compressed_node, diagnostics):
+    return _connect(client, compressed_node, diagnostics, NS["compressed"], "jpeg", CompressedImage,
+                    "camera/image_raw/compressed")
 
 
 @pytest.fixture(scope="module")
 def raw_io(client, raw_node, diagnostics):
-    ns = NS["raw"]
-    io = {"image": client.publisher(Image, f"{ns}/image", depth=50),
-          "info": client.publisher(CameraInfo, f"{ns}/camera_info", depth=50),
-          "depth": client.subscribe(Image, f"{ns}/depth", depth=50),
-          "out_info": client.subscribe(CameraInfo, f"{ns}/depth/camera_info", depth=50), "diag": diagnostics}
-    assert wait_for_subscribers([io["image"], io["info"]], timeout=60), raw_node.output()[-2000:]
-    assert wait_until(lambda: all(client.node.count_publishers(f"{ns}/{t}") for t in ("depth", "depth/camera_info")),
-                      60), raw_node.output()[-2000:]
-    return io
+    return _connect(client, raw_node, diagnostics, NS["raw"], "image", Image, "image")
 
 
 def diag(io, which, predicate=lambda v: True, timeout=30.0):

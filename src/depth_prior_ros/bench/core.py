@@ -6,6 +6,7 @@ float32 (H, W) frame (``depth.copy()``), i.e. the cost of touching one depth ima
 """
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -164,6 +165,12 @@ RATIO_TARGETS = ((GROUND, 3.0), (GROUND_DISTORTED, 5.0), (PIPE_PRIOR_MOVING, 20.
 SIZE_STAGES = (GROUND, PRIOR_GROUND, PRIOR_ROAD, ALIGN_APPLY, PIPE_PRIOR_NODE, PIPE_PRIOR_MOVING, PIPE_NETWORK)
 
 
+
+def _alternating(pipeline, image, cam, poses):
+    """A call that processes ``image`` at the next of ``poses`` each time, so the prior cache never hits."""
+    next_pose = itertools.cycle(poses).__next__
+    return lambda: pipeline.process(image, cam, next_pose())
+
 def stage_calls(preset: CameraPreset, stages) -> dict[str, tuple]:
     """stage name -> (zero-argument callable, note) for one preset; inputs are built once here."""
     cam, T = preset.camera, preset.pose
@@ -214,13 +221,8 @@ def stage_calls(preset: CameraPreset, stages) -> dict[str, tuple]:
         # really moves every frame costs (the prior is recomputed, inpainting included).
         moving = DepthPipeline(create_backend("prior_only"), PipelineConfig(prior_mode="scene", inpaint=True))
         poses = [T, pose_from_static(preset.height_m, np.radians(preset.pitch_deg + 0.2))]
-        counter = [0]
-
-        def moving_pose():
-            counter[0] += 1
-            return moving.process(image, cam, poses[counter[0] % 2])
-
-        calls[PIPE_PRIOR_MOVING] = (moving_pose, "prior recomputed each frame (no cache hit)")
+        calls[PIPE_PRIOR_MOVING] = (_alternating(moving, image, cam, poses),
+                                    "prior recomputed each frame (no cache hit)")
     if PIPE_NETWORK in stages:
         pipe_net = DepthPipeline(FixedPrediction(pred), PipelineConfig(prior_mode="scene", fusion="off",
                                                                          pose_refinement=False))
@@ -264,13 +266,8 @@ def _refine_fuse_calls(preset: CameraPreset, stages, ground, prior_ground, pred,
         # Two given poses 0.3 degrees apart: the refined pose moves every frame, so the prior is recomputed.
         full = DepthPipeline(FixedPrediction(scale_pred, "scale_depth"))
         poses = [T, pose_from_static(preset.height_m, np.radians(preset.pitch_deg + 0.3))]
-        counter = [0]
-
-        def full_frame():
-            counter[0] += 1
-            return full.process(image, cam, poses[counter[0] % 2])
-
-        calls[PIPE_SCALE_FULL] = (full_frame, "adds a second fit and a prior recompute per frame")
+        calls[PIPE_SCALE_FULL] = (_alternating(full, image, cam, poses),
+                                  "adds a second fit and a prior recompute per frame")
     return calls
 
 

@@ -97,6 +97,18 @@ def cli(args: list[str]) -> None:
         raise SystemExit(f"`depth-prior {' '.join(args)}` failed with exit status {code}")
 
 
+def prepare(args, tool: str) -> tuple[Paths, dict[str, Path]] | None:
+    """The report's paths and its two KITTI bags (made once in ``--work``); None after saying on stderr
+    which input does not exist."""
+    p = Paths(args.data, args.models, args.cards, args.work, args.out)
+    for needed in (p.date_folder, p.road, p.cards):
+        if not needed.exists():
+            print(f"{tool}: {needed} does not exist", file=sys.stderr)
+            return None
+    p.work.mkdir(parents=True, exist_ok=True)
+    return p, make_bags(p, args.frames)
+
+
 def make_bags(p: Paths, frames: int | None) -> dict[str, Path]:
     bags = {"static": p.work / "kitti_static", "per-frame": p.work / "kitti_per_frame"}
     limit = ["--max-frames", str(frames)] if frames else []
@@ -407,13 +419,10 @@ def main(argv: list[str] | None = None) -> int:
 
     domain = choose_domain_id(args.domain_id)
     isolate_ros(domain, "shm")
-    p = Paths(args.data, args.models, args.cards, args.work, args.out)
-    for needed in (p.date_folder, p.road, p.cards):
-        if not needed.exists():
-            print(f"real_data: {needed} does not exist", file=sys.stderr)
-            return 2
-    p.work.mkdir(parents=True, exist_ok=True)
-    bags = make_bags(p, args.frames)
+    prepared = prepare(args, "real_data")
+    if prepared is None:
+        return 2
+    p, bags = prepared
     modes = (False,) if args.skip_live else (False, True)
     side = run_side_by_side(p, bags, modes, domain)
     embodied = run_embodied(p, bags, modes, domain)

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .real_data import SHARED, REPO, Paths, make_bags
+from .real_data import SHARED, REPO, Paths, prepare
 
 THRESHOLDS = (0.05, 0.10)
 
@@ -150,13 +150,10 @@ def main(argv: list[str] | None = None) -> int:
     from ..models.segmentation import load_segmenter
     from ..replay.frames import FrameOptions, image_poses, iter_frames
 
-    p = Paths(args.data, args.models, args.cards, args.work, args.out)
-    for needed in (p.date_folder, p.road, p.cards):
-        if not needed.exists():
-            print(f"real_pose: {needed} does not exist", file=sys.stderr)
-            return 2
-    p.work.mkdir(parents=True, exist_ok=True)
-    bags = make_bags(p, args.frames)
+    prepared = prepare(args, "real_pose")
+    if prepared is None:
+        return 2
+    p, bags = prepared
     options = FrameOptions(max_frames=args.frames)
     frames = list(iter_frames(bags["static"], options))
     true_poses = image_poses(bags["per-frame"], options)[:len(frames)]

@@ -70,10 +70,9 @@ class DepthComposition(InputQosOverrides):
         self.retry_period = retry_period
         self.log = FrameLog(self)
         self.mailbox = self.camera_info = self.road_mask = None
-        self._inputs, self._configured, self._pending = [], [], None
+        self._inputs, self._configured = [], []
         self.params = RuntimeParameters(self, DEPTH_NODE, declare_and_read(self, DEPTH_NODE),
-                                        lambda values: checked(parse_depth_params(values, check_files=False)),
-                                        self._on_settings)
+                                        lambda values: checked(parse_depth_params(values, check_files=False)))
         self.context.on_shutdown(self._close_mailbox)  # Ctrl-C: the worker stops before handles go away
 
     def _close_mailbox(self) -> None:  # a bound method: rclpy keeps on_shutdown callbacks as weak references
@@ -90,7 +89,8 @@ class DepthComposition(InputQosOverrides):
         self._configured = node_entities(self, before)
 
     def _build(self, load_now: bool) -> None:
-        self.log.stopping, self._pending = False, None  # the parameters' current values are read below
+        self.log.stopping = False
+        self.params.take_pending()  # the parameters' current values are read below
         self.settings = s = parse_depth_params(self.params.values)
         self.pose_source = make_pose_source(self, s.pose)
         self.get_logger().info(f"camera pose from {self.pose_source.description}")
@@ -164,11 +164,8 @@ class DepthComposition(InputQosOverrides):
         return None if self.camera_info is None else self.camera_info.size(wait)
 
     # runtime parameters: the executor thread stores, the worker applies between frames --------
-    def _on_settings(self, settings) -> None:
-        self._pending = settings
-
     def _apply_pending(self) -> None:
-        new, self._pending = self._pending, None
+        new = self.params.take_pending()
         if new is None:
             return
         old, self.settings = self.settings, new

@@ -67,15 +67,21 @@ class RuntimeParameters:
     A change is accepted only when every parameter in it is ``runtime`` in the spec, passes its
     ``Param.check`` and the whole set still parses (cross-checks such as min_depth < max_depth);
     otherwise it is refused with that one sentence as the reason and every old value is kept.
-    ``apply(settings)`` then receives the node's new settings object on the executor thread; the
-    node hands it to its worker, which switches between two frames (never inside one).
+    The new settings object is kept as pending; the node's worker takes it (``take_pending``) between
+    two frames, never inside one.
     Parameters outside the spec (use_sim_time, qos_overrides.*) are left to rclpy.
     """
 
-    def __init__(self, node, node_name: str, values: dict, parse, apply):
+    def __init__(self, node, node_name: str, values: dict, parse):
         self.node_name, self.values = node_name, dict(values)
-        self._parse, self._apply = parse, apply
+        self._parse = parse
+        self._pending = None  # set on the executor thread, taken by the worker (one reference swap)
         node.add_on_set_parameters_callback(self._on_set)
+
+    def take_pending(self):
+        """The settings accepted since the last call, or None."""
+        pending, self._pending = self._pending, None
+        return pending
 
     def _on_set(self, parameters):
         from rcl_interfaces.msg import SetParametersResult
@@ -96,5 +102,5 @@ class RuntimeParameters:
         except ParameterError as exc:
             return SetParametersResult(successful=False, reason=str(exc))
         self.values = values
-        self._apply(settings)
+        self._pending = settings
         return SetParametersResult(successful=True)

@@ -42,9 +42,7 @@ class PriorNode(InputQosOverrides, Node):
         super().__init__(self.NODE_NAME, **node_kwargs)
         values = declare_and_read(self, PRIOR_NODE)
         self.settings = s = parse_prior_params(values)
-        self._pending = None  # runtime parameters: stored here, applied by the worker before its next frame
-        self.params = RuntimeParameters(self, PRIOR_NODE, values, lambda v: checked(parse_prior_params(v)),
-                                        self._on_settings)
+        self.params = RuntimeParameters(self, PRIOR_NODE, values, lambda v: checked(parse_prior_params(v)))
         self.log = FrameLog(self)
         self.pose_source = make_pose_source(self, s.pose)
         self.get_logger().info(f"camera pose from {self.pose_source.description}")
@@ -92,12 +90,9 @@ class PriorNode(InputQosOverrides, Node):
         else:
             self.mailbox.put(Frame(msg, received_at, camera, msg))
 
-    def _on_settings(self, settings) -> None:
-        self._pending = settings
-
     # worker thread ----------------------------------------------------------------------------
     def _apply_pending(self) -> None:
-        new, self._pending = self._pending, None
+        new = self.params.take_pending()  # runtime parameters, applied before the next frame
         if new is None:
             return
         old, self.settings = self.settings, new
