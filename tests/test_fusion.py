@@ -8,7 +8,7 @@ import pytest
 
 from depth_prior_ros.fusion import (FusionConfig, agreement_weight, confidence_from_sigma, fuse, local_scale,
                                     network_sigma)
-from depth_prior_ros.prior.scene import SOURCE_GROUND, SOURCE_NONE, SOURCE_ROAD
+from depth_prior_ros.prior.scene import SOURCE_GROUND, SOURCE_INPAINTED, SOURCE_NONE, SOURCE_ROAD, SOURCE_VERTICAL
 
 NO_SCALE = FusionConfig(scale_stride=0)
 
@@ -40,6 +40,45 @@ def test_fuse_is_the_precision_weighted_mean_where_they_agree_and_the_network_el
     assert depth[0, 3] == 8.0 and conf[0, 3] == pytest.approx(0.6)  # no network: the prior, unverified
     assert depth[0, 4] == 7.0  # no prior: the network
     assert np.all((conf >= 0) & (conf <= 1))
+
+
+def test_beyond_the_ground_still_agrees_a_car_nearer_does_not():
+    # 10 m of road: tau 0.225. A network 3.6 tau farther than the ground (nothing visible lies beyond the road)
+    # agrees within beyond_ground = 4 (r / 4 = 0.9); 2 tau nearer (a car) does not; a vertical layer keeps the test.
+    net = np.array([[10.0 * (1 + 3.6 * 0.225), 10.0 * (1 - 2 * 0.225), 10.0 * (1 + 3.6 * 0.225)]], dtype=np.float32)
+    prior = np.full((1, 3), 10.0, dtype=np.float32)
+    source = np.array([[SOURCE_GROUND, SOURCE_GROUND, SOURCE_VERTICAL]], dtype=np.uint8)
+    g = agreement_weight(net, prior, FusionConfig(), source != SOURCE_VERTICAL)
+    np.testing.assert_allclose(g[0, 0], 2 * (1 - 0.9 ** 2), atol=1e-5)
+    assert g[0, 1] == 0.0 and g[0, 2] == 0.0
+    depth, _ = fuse(net, prior, source, 0.05, NO_SCALE)
+    w_n, w_p = 1 / 0.05 ** 2, g[0, 0] / 0.01 ** 2  # the road, mostly, not the network's far guess
+    assert depth[0, 0] == pytest.approx((w_n * net[0, 0] + w_p * 10.0) / (w_n + w_p), rel=1e-5)
+    assert depth[0, 1] == net[0, 1] and depth[0, 2] == net[0, 2]
+    np.testing.assert_allclose(agreement_weight(net, prior, FusionConfig(beyond_ground=1.0), source != SOURCE_VERTICAL),
+                               agreement_weight(net, prior, FusionConfig()), atol=0)
+
+
+def test_an_inpainted_prior_counts_where_the_network_agrees_and_never_sets_the_local_scale():
+    # A wall the inpainting filled with its contact depth (20 m) above a road where the network is right.
+    H, W = 64, 64
+    prior = np.full((H, W), 20.0, dtype=np.float32)
+    source = np.full((H, W), SOURCE_INPAINTED, dtype=np.uint8)
+    prior[40:] = np.linspace(20.0, 5.0, H - 40, dtype=np.float32)[:, None]
+    source[40:] = SOURCE_ROAD
+    net = prior.copy()
+    net[:40, :32] = 21.0   # agrees with the wall (5%): pulled to the inpainted depth
+    net[:40, 32:] = 40.0   # something behind (a gap in the wall): keeps the network
+    depth, conf = fuse(net, prior, source, 0.1, NO_SCALE)
+    w_n, w_p = 1 / 0.1 ** 2, 1 / 0.05 ** 2
+    np.testing.assert_allclose(depth[:40, :32], (w_n * 21 + w_p * 20) / (w_n + w_p), rtol=1e-5)
+    np.testing.assert_array_equal(depth[:40, 32:], 40.0)
+    assert conf[0, 0] > conf[0, 40]
+    # The local scale is measured on the prior's own layers: a network 10% short on the inpainted wall alone
+    # leaves it at 1 (the road agrees), while the same shortfall on the road is corrected.
+    short_wall = net.copy()
+    short_wall[:40] = 18.0
+    np.testing.assert_allclose(local_scale(short_wall, prior, FusionConfig(), source), 1.0, atol=1e-3)
 
 
 def test_nothing_known_is_nan_with_zero_confidence():

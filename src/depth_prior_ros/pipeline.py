@@ -44,7 +44,7 @@ class PipelineConfig:
     min_depth: float = 0.5
     max_depth: float = 80.0
     prior_mode: str = "scene"       # road | ground | scene
-    inpaint: bool = True            # fill the prior's holes from the nearest estimate (without a network only)
+    inpaint: bool = True            # fill the prior's holes from the nearest estimate (prior_only; with a network, fusion)
     align: AlignConfig = field(default_factory=AlignConfig)
     temporal_filter: bool = True
     filter_alpha: float = 0.3
@@ -153,6 +153,7 @@ class DepthPipeline:
         if prediction is not None:
             if refine:
                 prior, offsets = self._refine_pose(prediction, camera, T_ground_from_camera, road_mask)
+                T_start = offset_pose(T_ground_from_camera, offsets)
             alignment = self._align(prediction, prior, road_mask)
             if alignment.depth is not None:
                 depth, source = alignment.depth, "network"
@@ -168,6 +169,10 @@ class DepthPipeline:
             sigma = network_sigma(alignment.residual, alignment.inlier_fraction)
             # A fit the prior does not vouch for is published as it is (and flagged): nothing to fuse by.
             if self.config.fusion == "confidence" and alignment.ok:
+                # The fusion reads the prior with its holes inpainted (the aligner does not): where the network
+                # agrees with an inpainted depth, that depth is the upright surface the network also sees.
+                if self.config.inpaint:
+                    prior = self.priors.prior(camera, T_start, road_mask, inpaint=True)
                 depth, confidence = fuse(depth, self.priors.depth_in_range(prior), prior.source, sigma)
                 fused = True
             else:

@@ -95,28 +95,30 @@ class ScenePriorCache:
     def __init__(self, mode: str = "scene", min_depth: float = 0.5, max_depth: float = 80.0):
         self.mode, self.min_depth, self.max_depth = mode, min_depth, max_depth
         self.ground = GroundPriorCache(max_depth=max_depth)
-        self._kept: _KeptPrior | None = None
+        # One kept prior per inpaint setting: with a network the alignment reads the prior without its
+        # inpainted holes and the fusion the one with them, both at the same pose.
+        self._kept: dict[bool, _KeptPrior] = {}
         self.reuses = 0
 
     def prior(self, camera: PinholeCamera, T_ground_from_camera: np.ndarray, road_mask: np.ndarray | None = None,
               inpaint: bool = True) -> ScenePrior:
         geometry = self.ground.get(camera, T_ground_from_camera)
-        kept = self._kept
-        if kept is not None and kept.geometry is geometry and kept.inpaint == inpaint and kept.road_mask is road_mask:
+        kept = self._kept.get(inpaint)
+        if kept is not None and kept.geometry is geometry and kept.road_mask is road_mask:
             self.reuses += 1
             return kept.prior
         prior = scene_prior(camera, T_ground_from_camera, road_mask, mode=self.mode, max_depth=self.max_depth,
                             inpaint=inpaint, ground=geometry.ground,
                             # Rotated rays are only read by the vertical layer (a road mask): 17 MB at full HD.
                             rays_ground=geometry.rays_ground if road_mask is not None else None)
-        self._kept = _KeptPrior(geometry, inpaint, prior, road_mask)
+        self._kept[inpaint] = _KeptPrior(geometry, inpaint, prior, road_mask)
         return prior
 
     def depth_in_range(self, prior: ScenePrior) -> np.ndarray:
         """The prior's depth with NaN outside [min_depth, max_depth]; computed once per kept prior, so
         treat it as read-only."""
-        kept = self._kept
-        if kept is None or kept.prior is not prior:
+        kept = next((k for k in self._kept.values() if k.prior is prior), None)
+        if kept is None:
             return mask_outside_range(prior.depth, self.min_depth, self.max_depth)
         if kept.in_range is None:
             kept.in_range = mask_outside_range(prior.depth, self.min_depth, self.max_depth)
