@@ -171,8 +171,14 @@ def test_ctrl_c_during_a_download_removes_the_partial_file(hostile, tmp_path, ca
     part = cache / "urls" / "trickle.pth.part"
     # A real SIGINT (not _thread.interrupt_main, which only sets a flag): it also breaks a recv() that is
     # blocked in C, as Ctrl-C does; the simulated one hung a loaded CI run until the 300 s timeout.
-    threading.Thread(target=lambda: (_wait_for(part), os.kill(os.getpid(), signal.SIGINT)), daemon=True).start()
-    code, err = _fetch([f"{hostile}/trickle.pth"], cache, capsys)
+    # The CLI runs in a fresh process with Python's own SIGINT handler; earlier tests in this process may
+    # have left another (rclpy installs one that raises nothing), so the test puts Python's back.
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        threading.Thread(target=lambda: (_wait_for(part), os.kill(os.getpid(), signal.SIGINT)), daemon=True).start()
+        code, err = _fetch([f"{hostile}/trickle.pth"], cache, capsys)
+    finally:
+        signal.signal(signal.SIGINT, previous)
     assert code == 130 and "interrupted" in err
     assert _nothing_left(cache)
 
