@@ -169,10 +169,9 @@ def test_cache_and_timeouts_are_checked_before_any_download(hostile, tmp_path, c
 def test_ctrl_c_during_a_download_removes_the_partial_file(hostile, tmp_path, capsys):
     cache = tmp_path / "cache"
     part = cache / "urls" / "trickle.pth.part"
-    # A real SIGINT (not _thread.interrupt_main, which only sets a flag): it also breaks a recv() that is
-    # blocked in C, as Ctrl-C does; the simulated one hung a loaded CI run until the 300 s timeout.
-    # The CLI runs in a fresh process with Python's own SIGINT handler; earlier tests in this process may
-    # have left another (rclpy installs one that raises nothing), so the test puts Python's back.
+    # The CLI runs in a fresh process with Python's own SIGINT handler. Earlier tests in this process may
+    # have left another that raises nothing (rclpy installs one), which swallowed the Ctrl-C and hung the
+    # full suite until its 300 s timeout, so the test puts Python's back and sends a real SIGINT, as Ctrl-C does.
     previous = signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         threading.Thread(target=lambda: (_wait_for(part), os.kill(os.getpid(), signal.SIGINT)), daemon=True).start()

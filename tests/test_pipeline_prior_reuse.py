@@ -47,3 +47,22 @@ def test_road_mask_priors_are_reused_only_for_the_same_mask_object():
     wider = mask.copy()
     wider[120:, 60:260] = True
     assert not np.array_equal(cached.priors.prior(CAMERA, pose, wider).source, a.source)
+
+
+def test_the_fusion_prior_is_the_aligners_with_its_holes_filled_and_both_are_kept():
+    # With a network the aligner reads the prior without inpainting and the fusion the inpainted one at the
+    # same pose: the second is made from the first, equal to the one a fresh cache builds inpainted, and both
+    # stay kept.
+    pose = pose_from_static(1.5, math.radians(2.0))
+    mask = np.zeros((180, 320), bool)
+    mask[120:, 100:220] = True
+    for road in (None, mask):
+        priors = DepthPipeline(None, PipelineConfig()).priors
+        plain = priors.prior(CAMERA, pose, road, inpaint=False)
+        filled = priors.prior(CAMERA, pose, road, inpaint=True)
+        built = DepthPipeline(None, PipelineConfig()).priors.prior(CAMERA, pose, road, inpaint=True)
+        np.testing.assert_array_equal(filled.depth, built.depth)
+        np.testing.assert_array_equal(filled.source, built.source)
+        assert not np.array_equal(plain.source, filled.source)  # the aligner's prior keeps its holes
+        assert priors.prior(CAMERA, pose, road, inpaint=False) is plain
+        assert priors.prior(CAMERA, pose, road, inpaint=True) is filled and priors.reuses == 2

@@ -45,7 +45,7 @@ WITHIN = 0.10  # the confidence is P(|relative error| < WITHIN)
 # roughness; ground without a mask may be a kerb; vertical surfaces assume an upright face; inpainted
 # holes carry the nearest estimate on (mostly the ground contact up an upright face) and count only where
 # the network agrees (on the demo's day frames, sigma 0.05 there moved all-pixel AbsRel 0.205 -> 0.191,
-# d1 0.549 -> 0.584; no inpainted layer in the fusion: the holes keep the network).
+# d1 0.549 -> 0.584 against leaving the holes to the network).
 PRIOR_SIGMA = {SOURCE_ROAD: 0.005, SOURCE_GROUND: 0.01, SOURCE_VERTICAL: 0.03, SOURCE_INPAINTED: 0.05}
 _PRECISION_LUT = np.zeros(256, dtype=np.float32)  # source code -> 1 / sigma_p^2 (0: not used)
 _UNVERIFIED_LUT = np.zeros(256, dtype=np.float32)  # source code -> confidence of an unverified prior pixel

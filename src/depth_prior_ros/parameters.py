@@ -145,7 +145,8 @@ SPEC: tuple[Param, ...] = (
        choices=PRIOR_MODES, nodes=BOTH, runtime=True),
     _p("use_road_mask", False, "Subscribe to road_mask (mono8, nonzero = road) and use it for the prior.",
        "prior and alignment", "node.use_road_mask", nodes=BOTH),
-    _p("inpaint", True, "Fill the prior where no road/ground/vertical estimate exists (from the nearest one).",
+    _p("inpaint", True, "Fill the prior where no road/ground/vertical estimate exists (from the nearest one): "
+       "the published prior without a network, the fusion's prior with one.",
        "prior and alignment", "pipeline.inpaint", nodes=BOTH, runtime=True),
     # road segmentation
     _p("segmentation_weights", "", "Road segmenter: a graph file (.xml + .bin, .onnx, .tflite) or a transformers "

@@ -13,7 +13,7 @@ import numpy as np
 from ..depth_range import mask_outside_range
 from ..geometry.camera import PinholeCamera
 from .ground import RayGrid, ground_depth
-from .scene import ScenePrior, scene_prior
+from .scene import ScenePrior, inpainted, scene_prior
 
 
 class GroundGeometry:
@@ -77,7 +77,6 @@ class GroundPriorCache:
 @dataclass
 class _KeptPrior:
     geometry: GroundGeometry
-    inpaint: bool
     prior: ScenePrior
     road_mask: np.ndarray | None = None  # the very mask object it was made with (None: no mask)
     in_range: np.ndarray | None = None  # the prior's depth masked to the depth range, made on first use
@@ -103,15 +102,20 @@ class ScenePriorCache:
     def prior(self, camera: PinholeCamera, T_ground_from_camera: np.ndarray, road_mask: np.ndarray | None = None,
               inpaint: bool = True) -> ScenePrior:
         geometry = self.ground.get(camera, T_ground_from_camera)
-        kept = self._kept.get(inpaint)
-        if kept is not None and kept.geometry is geometry and kept.road_mask is road_mask:
+        def current(kept: _KeptPrior | None) -> bool:
+            return kept is not None and kept.geometry is geometry and kept.road_mask is road_mask
+
+        if current(self._kept.get(inpaint)):
             self.reuses += 1
-            return kept.prior
-        prior = scene_prior(camera, T_ground_from_camera, road_mask, mode=self.mode, max_depth=self.max_depth,
-                            inpaint=inpaint, ground=geometry.ground,
-                            # Rotated rays are only read by the vertical layer (a road mask): 17 MB at full HD.
-                            rays_ground=geometry.rays_ground if road_mask is not None else None)
-        self._kept[inpaint] = _KeptPrior(geometry, inpaint, prior, road_mask)
+            return self._kept[inpaint].prior
+        if inpaint and current(self._kept.get(False)):  # the aligner's prior at this pose: fill its holes
+            prior = inpainted(self._kept[False].prior, self.max_depth)
+        else:
+            prior = scene_prior(camera, T_ground_from_camera, road_mask, mode=self.mode, max_depth=self.max_depth,
+                                inpaint=inpaint, ground=geometry.ground,
+                                # Rotated rays are only read by the vertical layer (a road mask): 17 MB at full HD.
+                                rays_ground=geometry.rays_ground if road_mask is not None else None)
+        self._kept[inpaint] = _KeptPrior(geometry, prior, road_mask)
         return prior
 
     def depth_in_range(self, prior: ScenePrior) -> np.ndarray:

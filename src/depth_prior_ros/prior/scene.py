@@ -216,8 +216,20 @@ def scene_prior(camera: PinholeCamera, T_ground_from_camera: np.ndarray, road_ma
         depth = ground.copy()
 
     if inpaint:
-        holes = ~known
-        band = inpaint_inverse_depth(depth, holes, max_depth)
-        if band is not None:
-            np.copyto(source[band], np.uint8(SOURCE_INPAINTED), where=holes[band])
+        _fill_holes(depth, source, ~known, max_depth)
     return ScenePrior(depth=depth, source=source, ground=ground)
+
+
+def inpainted(prior: ScenePrior, max_depth: float | None = None) -> ScenePrior:
+    """A copy of a prior made without inpainting, its holes (SOURCE_NONE) filled as ``scene_prior(...,
+    inpaint=True)`` would fill them: the same prior, without rebuilding its layers."""
+    depth, source = prior.depth.copy(), prior.source.copy()
+    _fill_holes(depth, source, source == SOURCE_NONE, max_depth)
+    return ScenePrior(depth=depth, source=source, ground=prior.ground)
+
+
+def _fill_holes(depth: np.ndarray, source: np.ndarray, holes: np.ndarray, max_depth: float | None) -> None:
+    """In place: depth (H, W) float32 filled at holes (H, W) bool, those pixels' source set to inpainted."""
+    band = inpaint_inverse_depth(depth, holes, max_depth)
+    if band is not None:
+        np.copyto(source[band], np.uint8(SOURCE_INPAINTED), where=holes[band])
