@@ -135,6 +135,34 @@ def test_bad_card_field_names_file_and_field(tmp_path, field, value, message):
     assert "\n" not in str(err.value)
 
 
+@pytest.mark.parametrize("kind, offset, message", [
+    ("affine_disparity", 0.01, "must be scale_depth or metric_depth"),
+    ("scale_depth", 0.0, "options.disparity_offset must be a positive number"),
+    ("scale_depth", "0.01", "options.disparity_offset must be a positive number"),
+])
+def test_bad_disparity_offset_is_refused_in_one_sentence(tmp_path, kind, offset, message):
+    data = dict(default_card("depth_anything").to_dict(), output_kind=kind, options={"disparity_offset": offset})
+    path = tmp_path / "m.card.json"
+    path.write_text(json.dumps(data))
+    with pytest.raises(BackendError) as err:
+        read_card(path)
+    assert str(path) in str(err.value) and message in str(err.value) and "\n" not in str(err.value)
+
+
+def test_disparity_offset_turns_disparity_into_depth():
+    from depth_prior_ros.models.preprocess import disparity_to_depth, predict_by_size
+
+    disparity = np.array([[0.0, 0.09, -1e-4, np.nan]], dtype=np.float32)
+    depth = disparity_to_depth(disparity, 0.01)
+    assert depth.dtype == np.float32
+    assert np.allclose(depth[0, :3], [100.0, 10.0, 100.0]) and np.isnan(depth[0, 3])
+    image = np.zeros((32, 32, 3), np.uint8)
+    plain, inverted = (predict_by_size([image], lambda ims, size: disparity[None], "scale_depth", offset)[0]
+                       for offset in (None, 0.01))
+    assert np.array_equal(plain.values, disparity, equal_nan=True)
+    assert np.allclose(inverted.values[0, :3], [100.0, 10.0, 100.0]) and not inverted.valid[0, 3]
+
+
 def test_card_for_other_architecture_is_refused(tmp_path):
     weights = tmp_path / "m.safetensors"
     write_card(ModelCard(architecture="jasmine"), card_path_for(weights))

@@ -124,6 +124,78 @@ def test_student_trains_and_loads_into_the_node_backend(dataset, tmp_path):
     assert report.max_rel_error <= 1e-4
 
 
+def test_scale_depth_student_exports_a_card_the_node_inverts(dataset, tmp_path):
+    """student.output_kind: scale_depth: the card says scale_depth with options.disparity_offset, and the node's
+    backends (PyTorch and ONNX Runtime) publish depth = 1 / (output + 1 / teacher max_depth), which is what the
+    training validation scores."""
+    from depth_prior_ros.models import create_backend
+
+    from depth_prior_training.data import resize_image
+    from depth_prior_training.ssd import SSDStudent, SSDTeacher
+    from depth_prior_training.student import student_forward
+
+    torch.manual_seed(0)
+    teacher_ckpt = SSDTeacher(_teacher_cfg(tmp_path)).export(tmp_path / "teacher")
+    cfg = _student_cfg(tmp_path, teacher_ckpt)
+    cfg["student"]["output_kind"] = "scale_depth"
+    recipe = SSDStudent(cfg)
+    offset = 1.0 / recipe.teacher.max_depth
+    weights = recipe.export(tmp_path / "export")
+    backend = create_backend("ssd_student", weights=str(weights), device="cpu")
+    assert backend.output_kind == "scale_depth" and backend.card.disparity_offset == pytest.approx(offset)
+
+    image = resize_image(dataset.frame(0).image, (56, 112))  # the card's network size: no resampling
+    model = recipe.modules["student"].eval()
+    with torch.no_grad():
+        raw, _ = student_forward(model, torch.from_numpy(image).permute(2, 0, 1).float()[None] / 255)
+    expected = 1.0 / (raw[0, 0].clamp_min(0).numpy() + offset)
+    assert np.allclose(backend.predict(image).values, expected, rtol=1e-4)
+    values, kind = recipe.predict_for_validation(image[None])
+    assert kind == "scale_depth" and np.allclose(values[0], expected, rtol=1e-5)
+
+    pytest.importorskip("onnxruntime")
+    from depth_prior_training.export import export_onnx
+
+    export_onnx(weights, tmp_path / "student.onnx")
+    onnx = create_backend("onnx", weights=str(tmp_path / "student.onnx"), device="cpu")
+    assert onnx.output_kind == "scale_depth"
+    assert np.allclose(onnx.predict(image).values, expected, rtol=1e-3)
+
+    with pytest.raises(ValueError, match="output_kind"):
+        SSDStudent(dict(cfg, student=dict(cfg["student"], output_kind="disparity")))
+
+
+def test_student_ground_prior_adds_the_weighted_prior_loss(dataset, tmp_path):
+    """losses.ground_prior on the student: the total grows by exactly weight x ground_prior_loss of the student's
+    depth (from the translated input) against the batch's prior layers; without prior layers it says what to set."""
+    from depth_prior_training.ssd import SSDStudent, SSDTeacher
+    from depth_prior_training.student import student_forward
+
+    torch.manual_seed(0)
+    teacher_ckpt = SSDTeacher(_teacher_cfg(tmp_path)).export(tmp_path / "teacher")
+    cfg = _student_cfg(tmp_path, teacher_ckpt)
+    plain = SSDStudent(cfg)
+    weighted = SSDStudent(dict(cfg, losses=dict(cfg["losses"], ground_prior=0.1, prior_layers=[1.0, 1.0, 1.0])))
+    weighted.modules["student"].load_state_dict(plain.modules["student"].state_dict())
+    batch = batch_at_step(dataset, 0, 2, seed=0)
+    h, w = batch["image"].shape[-2:]
+    prior = torch.zeros(2, 3, h, w)
+    prior[:, 0, h // 2:] = 8.0     # a road layer on the lower half
+    prior[:, 1, h // 4:h // 2] = 20.0
+    prior[:, 2, h // 2:] = 12.0
+    batch["prior_depth"] = prior
+    base, _ = plain.loss(batch, 0)
+    total, logs = weighted.loss(batch, 0)
+    with torch.no_grad():
+        disp, _ = student_forward(plain.modules["student"], batch["translated"])
+    expected = losses.ground_prior_loss(plain.depth_from_output(disp), prior, (1.0, 1.0, 1.0))
+    assert logs["ground_prior"] == pytest.approx(float(expected), rel=1e-5)
+    assert float(total - base) == pytest.approx(0.1 * float(expected), rel=1e-4)
+    del batch["prior_depth"]
+    with pytest.raises(ValueError, match="road_segmenter"):
+        weighted.loss(batch, 0)
+
+
 def test_resume_continues_the_same_run(dataset, tmp_path):
     from depth_prior_training.checkpoint import latest_checkpoint
     from depth_prior_training.train import run

@@ -10,8 +10,12 @@ from __future__ import annotations
 from pathlib import Path
 
 
-def student_card(cfg: dict):
-    """The model card of a student trained with ``cfg`` (input size, normalisation, output kind, data)."""
+def student_card(cfg: dict, disparity_offset: float | None = None):
+    """The model card of a student trained with ``cfg`` (input size, normalisation, output kind, data).
+
+    ``disparity_offset``: the student's output + offset is an inverse depth (``student.output_kind:
+    scale_depth``); the card says ``scale_depth`` with ``options.disparity_offset`` so the node inverts it.
+    """
     from depth_prior_ros.models.card import ModelCard
     from depth_prior_ros.models.preprocess import IMAGENET_MEAN, IMAGENET_STD
 
@@ -19,23 +23,25 @@ def student_card(cfg: dict):
     card_cfg = cfg.get("card", {})
     size = data.get("size")
     return ModelCard(architecture="depth_anything", variant=str(cfg.get("model", {}).get("variant", "custom")),
-                     output_kind="affine_disparity", input_size=tuple(size) if size else None,
+                     output_kind="affine_disparity" if disparity_offset is None else "scale_depth", input_size=tuple(size) if size else None,
                      short_side=None if size else 518, multiple_of=14, mean=IMAGENET_MEAN, std=IMAGENET_STD,
                      training_data=card_cfg.get("training_data", f"{data.get('source', 'unknown')} "
                                                 f"(conditions: {', '.join(data.get('conditions', [])) or 'none'})"),
                      source=card_cfg.get("source", "depth_prior_training ssd_student recipe"),
-                     license=card_cfg.get("license", ""), notes=card_cfg.get("notes", ""))
+                     license=card_cfg.get("license", ""), notes=card_cfg.get("notes", ""),
+                     options={} if disparity_offset is None else {"disparity_offset": float(disparity_offset)})
 
 
-def export_student(model, folder: str | Path, cfg: dict, name: str = "model.safetensors") -> Path:
-    """Write ``folder/name`` + its card; returns the weights path."""
+def export_student(model, folder: str | Path, cfg: dict, name: str = "model.safetensors",
+                   disparity_offset: float | None = None) -> Path:
+    """Write ``folder/name`` + its card (``student_card``); returns the weights path."""
     from depth_prior_ros.models.card import write_card
     from depth_prior_ros.models.depth_anything import DepthAnythingNet
 
     from .checkpoint import unwrap
 
     folder = Path(folder)
-    path = DepthAnythingNet(unwrap(model)).save_pretrained(folder / name, student_card(cfg))
+    path = DepthAnythingNet(unwrap(model)).save_pretrained(folder / name, student_card(cfg, disparity_offset))
     if name == "model.safetensors":
         # The folder form (folder/card.json) is what the node looks for when given the folder.
         from depth_prior_ros.models.card import find_card

@@ -29,14 +29,19 @@ REPO = CONFIGS.parents[1]
 STAGES = ("teacher", "bag", "gdt", "student", "node", "summary")
 
 
+def resolve_road_segmenter(cfg: dict) -> None:
+    """The configs name the road segmenter relative to the repository root; make its paths absolute."""
+    road = cfg["data"].get("road_segmenter")
+    if road:
+        cfg["data"]["road_segmenter"] = {k: str(REPO / v) for k, v in road.items()}
+
+
 def teacher_config(drive: Path, out: Path, bag: Path | None = None, overrides=()) -> dict:
     from .config import load_config
 
     cfg = load_config(CONFIGS / "kitti_raw_teacher.yaml", list(overrides))
     cfg["data"]["cache_dir"] = str(out / "cache")
-    road = cfg["data"].get("road_segmenter")
-    if road:  # the config names the segmenter relative to the repository root
-        cfg["data"]["road_segmenter"] = {k: str(REPO / v) for k, v in road.items()}
+    resolve_road_segmenter(cfg)
     if bag is None:
         cfg["data"]["drives"] = [str(drive)]
         cfg["output_dir"] = str(out / "teacher")
@@ -52,6 +57,7 @@ def student_config(drive: Path, out: Path, overrides=()) -> dict:
 
     cfg = load_config(CONFIGS / "kitti_raw_student.yaml", list(overrides))
     cfg["data"].update(drives=[str(drive)], cache_dir=str(out / "cache"), manifest=str(out / "gdt" / "manifest.jsonl"))
+    resolve_road_segmenter(cfg)
     cfg["output_dir"] = str(out / "student")
     cfg["student"]["teacher_checkpoint"] = str(out / "teacher" / "export" / "teacher.safetensors")
     return cfg
@@ -155,8 +161,8 @@ def curve_plot(out: Path, runs: dict[str, Path], constant_abs_rel: float | None)
     if constant_abs_rel is not None:
         ax_val.axhline(constant_abs_rel, color="grey", ls=":", label="constant depth (median-scaled)")
     ax_val.axhline(0.25, color="red", lw=0.8, ls=":", label="target 0.25")
-    ax_loss.set(xlabel="step", ylabel="training loss", title="teacher loss")
-    ax_val.set(xlabel="step", ylabel="AbsRel vs LiDAR (held-out frames)", title="held-out validation", ylim=(0, 1.0))
+    ax_loss.set(xlabel="step", ylabel="training loss", title="training loss (each run its own objective)")
+    ax_val.set(xlabel="step", ylabel="AbsRel vs LiDAR (held-out frames)", title="held-out validation", ylim=(0, 0.6))
     ax_loss.legend(fontsize=8)
     ax_val.legend(fontsize=7)
     fig.tight_layout()
@@ -228,7 +234,7 @@ def main(argv: list[str] | None = None) -> int:
         save()
     if "summary" in args.stages:
         summary["constant_depth_median_abs_rel"] = constant_baseline(out)
-        runs = {k: out / k for k in ("teacher", "teacher_bag") if (out / k / "validation.csv").is_file()}
+        runs = {k: out / k for k in ("teacher", "teacher_bag", "student") if (out / k / "validation.csv").is_file()}
         summary["curve"] = str(curve_plot(out, runs, summary["constant_depth_median_abs_rel"]))
         save()
     print(json.dumps(summary, indent=2))

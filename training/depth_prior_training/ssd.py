@@ -187,7 +187,12 @@ def load_teacher(cfg: dict, device) -> SSDTeacher:
 
 class SSDStudent:
     """The robust student. cfg keys: model (see student.build_student), student.teacher_checkpoint,
-    student.poses (teacher|gt), losses.teacher / .semantic / .photometric / .smoothness weights."""
+    student.poses (teacher|gt), student.output_kind (what the export's card declares: ``affine_disparity``,
+    Depth Anything's convention and the default, or ``scale_depth``: the output + 1 / teacher.max_depth is
+    the teacher's inverse depth, with no free shift, so the node fits one scale, as for the teacher),
+    losses.teacher / .semantic / .photometric / .smoothness weights, and .ground_prior / .prior_layers: the
+    embodied prior as weak supervision, as for the teacher (the road's depth does not change with the weather,
+    so it holds on translated frames too)."""
 
     def __init__(self, cfg: dict, device="cpu"):
         self.cfg = cfg
@@ -197,7 +202,12 @@ class SSDStudent:
         self.w_semantic = float(w.get("semantic", 0.1))
         self.w_photo = float(w.get("photometric", 1.0))
         self.w_smooth = float(w.get("smoothness", 1e-3))
+        self.w_ground = float(w.get("ground_prior", 0.0))
+        self.prior_layers = tuple(float(v) for v in w.get("prior_layers", (1.0, 0.0, 0.0)))
         self.pose_source = s.get("poses", "teacher")
+        self.output_kind = s.get("output_kind", "affine_disparity")
+        if self.output_kind not in ("affine_disparity", "scale_depth"):
+            raise ValueError(f"student.output_kind must be affine_disparity or scale_depth, got {self.output_kind!r}")
         self.modules = {"student": wrap_student(build_student(cfg.get("model", {})))}
         self.teacher = load_teacher(cfg, device)
         self.min_disp = 1.0 / self.teacher.max_depth
@@ -240,21 +250,31 @@ class SSDStudent:
             logs["semantic"] = float(sem.detach())
         if self.w_smooth > 0:
             total = total + self.w_smooth * losses.smoothness_loss(disp, batch["image"])
+        if self.w_ground > 0:
+            if "prior_depth" not in batch:
+                raise ValueError("losses.ground_prior needs road masks in the data: set data.road_segmenter "
+                                 "(weights, card) on a source with a camera pose above the road")
+            ground = losses.ground_prior_loss(depth, batch["prior_depth"], self.prior_layers)
+            total = total + self.w_ground * ground
+            logs["ground_prior"] = float(ground.detach())
         logs["loss"] = float(total.detach())
         return total, logs
 
     @torch.no_grad()
     def predict_for_validation(self, images):
-        """uint8 (N, h, w, 3) -> (disparity (N, h, w), "affine_disparity"): what the node's backend outputs."""
+        """uint8 (N, h, w, 3) -> (values (N, h, w), kind): what the node's backend outputs with the export's card
+        (disparity for ``affine_disparity``, depth for ``scale_depth``)."""
         student = self.modules["student"]
         device = next(student.parameters()).device
         x = torch.from_numpy(images).permute(0, 3, 1, 2).float().div(255.0).to(device)
         disp, _ = student_forward(student, x)
-        return disp[:, 0].clamp_min(0).cpu().numpy() + self.min_disp, "affine_disparity"
+        disparity = disp[:, 0].clamp_min(0).cpu().numpy() + self.min_disp
+        return (1.0 / disparity if self.output_kind == "scale_depth" else disparity), self.output_kind
 
     def export(self, folder: str | Path) -> Path:
         from .export import export_student
 
         from .checkpoint import unwrap
 
-        return export_student(unwrap(self.modules["student"]).model, folder, self.cfg)
+        offset = self.min_disp if self.output_kind == "scale_depth" else None
+        return export_student(unwrap(self.modules["student"]).model, folder, self.cfg, disparity_offset=offset)

@@ -26,6 +26,12 @@ Format (JSON shown; YAML has the same keys)::
       "options": {}                              # architecture-specific (see each backend)
     }
 
+One option means the same for every architecture: ``options.disparity_offset`` (a positive number)
+says the network's raw output is a disparity whose depth is ``1 / (output + disparity_offset)``: the
+backend publishes that depth, of the card's ``output_kind`` (``scale_depth`` or ``metric_depth``). A
+student distilled from a depth teacher is such a network: its ReLU disparity has no free shift, and
+declaring it as ``affine_disparity`` would leave the alignment a shift to guess from the road alone.
+
 A road segmenter's card has ``"architecture": "segmentation"`` and, instead of the output kind, the
 class ids its output means: ``road_classes`` (required), ``drivable_classes`` and ``object_classes``
 (things standing on the road: cars, people, poles), each a list of integers.
@@ -90,6 +96,12 @@ class ModelCard:
         return InputSpec(input_size=self.input_size, short_side=self.short_side, multiple_of=self.multiple_of,
                          mean=self.mean, std=self.std, scale=self.scale, channel_order=self.channel_order,
                          max_input_pixels=self.max_input_pixels, max_aspect_ratio=self.max_aspect_ratio)
+
+    @property
+    def disparity_offset(self) -> float | None:
+        """``options.disparity_offset``: the network outputs disparity, depth = 1 / (output + offset)."""
+        value = self.options.get("disparity_offset")
+        return None if value is None else float(value)
 
     @property
     def is_segmentation(self) -> bool:
@@ -161,6 +173,11 @@ def card_from_dict(data: dict[str, Any], where: str = "card") -> ModelCard:
     options = data.get("options", {}) or {}
     if not isinstance(options, dict):
         raise BackendError(f"{where}: options must be a mapping, got {type(options).__name__}")
+    if options.get("disparity_offset") is not None:
+        _positive_number(options["disparity_offset"], where, "options.disparity_offset")
+        if kind == "affine_disparity":
+            raise BackendError(f"{where}: options.disparity_offset turns the output into depth, so output_kind must "
+                               "be scale_depth or metric_depth, not affine_disparity")
     layout = data.get("layout", "NCHW")
     if layout not in LAYOUTS:
         raise BackendError(f"{where}: layout must be one of {', '.join(LAYOUTS)}, got {layout!r}")

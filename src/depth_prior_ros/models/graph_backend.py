@@ -176,7 +176,7 @@ class GraphDepthBackend(BackendBase):
         return self.predict_batch([image])[0]
 
     def predict_batch(self, images: list[np.ndarray]) -> list[Prediction]:
-        return predict_by_size(images, self._predict_same_size, self.output_kind)
+        return predict_by_size(images, self._predict_same_size, self.output_kind, self.card.disparity_offset)
 
     def _predict_same_size(self, images: list[np.ndarray], size: tuple[int, int]) -> np.ndarray:
         """Same-size images, in chunks of the graph's fixed batch -> float32 (B, H, W) at the camera size."""

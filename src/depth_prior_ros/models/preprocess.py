@@ -157,11 +157,24 @@ def postprocess(output: "torch.Tensor", size: tuple[int, int]) -> np.ndarray:
     return out[:, 0].cpu().numpy().astype(np.float32, copy=False)
 
 
-def predict_by_size(images: Sequence[np.ndarray], predict_same_size, kind: str) -> list[Prediction]:
+def disparity_to_depth(disparity: np.ndarray, offset: float) -> np.ndarray:
+    """Raw disparity (any shape) -> depth 1 / (max(disparity, 0) + offset), float32; NaN stays NaN.
+
+    The network's ReLU keeps its output >= 0; the clamp only guards interpolation and fp16 round-off, so
+    the depth never exceeds 1 / offset.
+    """
+    d = np.asarray(disparity, dtype=np.float32)
+    with np.errstate(invalid="ignore"):
+        return (np.float32(1.0) / (np.maximum(d, np.float32(0.0)) + np.float32(offset))).astype(np.float32, copy=False)
+
+
+def predict_by_size(images: Sequence[np.ndarray], predict_same_size, kind: str,
+                    disparity_offset: float | None = None) -> list[Prediction]:
     """Camera images of any sizes -> Predictions in input order (NaN marks pixels not valid).
 
     ``predict_same_size(images, (H, W))`` runs each group of same-size images as one batch and returns
-    their float32 values (B, H, W).
+    their float32 values (B, H, W). ``disparity_offset`` (the card's ``options.disparity_offset``): the
+    values are disparity and the Predictions carry their depth (``disparity_to_depth``).
     """
     groups: dict[tuple[int, int], list[int]] = {}
     for index, image in enumerate(images):
@@ -169,6 +182,8 @@ def predict_by_size(images: Sequence[np.ndarray], predict_same_size, kind: str) 
     results: list = [None] * len(images)
     for size, indices in groups.items():
         for i, values in zip(indices, predict_same_size([images[i] for i in indices], size)):
+            if disparity_offset is not None:
+                values = disparity_to_depth(values, disparity_offset)
             finite = np.isfinite(values)
             results[i] = Prediction(values=values, kind=kind, valid=None if finite.all() else finite)
     return results

@@ -68,7 +68,7 @@ class TorchDepthBackend(BackendBase):
 
     def predict_batch(self, images: list[np.ndarray]) -> list[Prediction]:
         """Same-size images run as one batch; different sizes run in groups, results in input order."""
-        return predict_by_size(images, self._predict_same_size, self.output_kind)
+        return predict_by_size(images, self._predict_same_size, self.output_kind, self.card.disparity_offset)
 
     def _predict_same_size(self, images: list[np.ndarray], size: tuple[int, int]) -> np.ndarray:
         import torch
