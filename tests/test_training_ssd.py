@@ -216,6 +216,45 @@ def test_resume_continues_the_same_run(dataset, tmp_path):
         assert torch.equal(a[key], b[key]), key
 
 
+def test_student_weight_average_steps_exactly_and_resumes_bit_for_bit(dataset, tmp_path):
+    """student.ema: each step moves the average by (1 - decay) towards the trained weights; validation and the
+    export use the average; a stopped and resumed run checkpoints the same average as a straight one."""
+    from depth_prior_training.checkpoint import unwrap
+    from depth_prior_training.ssd import SSDStudent, SSDTeacher
+    from depth_prior_training.train import run
+    from safetensors.torch import load_file
+
+    torch.manual_seed(0)
+    teacher_ckpt = SSDTeacher(_teacher_cfg(tmp_path)).export(tmp_path / "teacher")
+    cfg = _student_cfg(tmp_path, teacher_ckpt)
+    cfg["student"]["ema"] = 0.75
+    recipe = SSDStudent(cfg)
+    assert recipe.served() is recipe.modules["student_ema"]
+    trained, average = (unwrap(recipe.modules[n]) for n in ("student", "student_ema"))
+    before = [p.detach().clone() for p in average.parameters()]
+    with torch.no_grad():
+        for p in trained.parameters():
+            p.add_(1.0)
+    recipe.after_step(0)
+    for b, a, p in zip(before, average.parameters(), trained.parameters()):
+        assert torch.allclose(a, 0.75 * b + 0.25 * p, atol=1e-6)
+    with pytest.raises(ValueError, match="student.ema"):
+        SSDStudent(dict(cfg, student=dict(cfg["student"], ema=1.0)))
+
+    def student_run(folder, **extra):
+        c = dict(cfg, output_dir=str(tmp_path / folder), steps=4, checkpoint_every=2, **extra)
+        return run(c, resume="stop_at" not in extra and folder == "b", progress=False, dataset=dataset)
+
+    student_run("a")
+    student_run("b", stop_at=2)
+    student_run("b")
+    a = load_file(str(tmp_path / "a" / "checkpoints" / "step_000004" / "modules.safetensors"))
+    b = load_file(str(tmp_path / "b" / "checkpoints" / "step_000004" / "modules.safetensors"))
+    assert any(k.startswith("student_ema.") for k in a) and a.keys() == b.keys()
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+
+
 def test_losses_basic_properties():
     x = torch.rand(1, 3, 16, 16)
     assert float(losses.photometric_error(x, x).max()) < 1e-6

@@ -11,6 +11,8 @@ Recipes (each: trainable ``modules``, ``loss(batch, step) -> (total, logs)``, ``
 """
 from __future__ import annotations
 
+import copy
+
 from pathlib import Path
 
 import torch
@@ -192,7 +194,8 @@ class SSDStudent:
     the teacher's inverse depth, with no free shift, so the node fits one scale, as for the teacher),
     losses.teacher / .semantic / .photometric / .smoothness weights, and .ground_prior / .prior_layers: the
     embodied prior as weak supervision, as for the teacher (the road's depth does not change with the weather,
-    so it holds on translated frames too)."""
+    so it holds on translated frames too). student.ema (decay, 0 = off): validation and the export use an
+    exponential moving average of the weights (module ``student_ema``, checkpointed with the others)."""
 
     def __init__(self, cfg: dict, device="cpu"):
         self.cfg = cfg
@@ -209,6 +212,11 @@ class SSDStudent:
         if self.output_kind not in ("affine_disparity", "scale_depth"):
             raise ValueError(f"student.output_kind must be affine_disparity or scale_depth, got {self.output_kind!r}")
         self.modules = {"student": wrap_student(build_student(cfg.get("model", {})))}
+        self.ema_decay = float(s.get("ema", 0.0))
+        if not 0.0 <= self.ema_decay < 1.0:
+            raise ValueError(f"student.ema must be a decay in [0, 1), got {self.ema_decay}")
+        if self.ema_decay > 0:
+            self.modules["student_ema"] = copy.deepcopy(self.modules["student"]).requires_grad_(False)
         self.teacher = load_teacher(cfg, device)
         self.min_disp = 1.0 / self.teacher.max_depth
 
@@ -260,11 +268,29 @@ class SSDStudent:
         logs["loss"] = float(total.detach())
         return total, logs
 
+    def served(self):
+        """The weights validation and the export use: the moving average when ``student.ema`` is on."""
+        return self.modules.get("student_ema", self.modules["student"])
+
+    @torch.no_grad()
+    def after_step(self, step: int) -> None:
+        """After each optimiser step: move the average towards the trained weights (the run's own order, so a
+        resumed run averages the same sequence)."""
+        if self.ema_decay <= 0:
+            return
+        from .checkpoint import unwrap
+
+        trained, average = unwrap(self.modules["student"]), unwrap(self.modules["student_ema"])
+        for a, p in zip(average.parameters(), trained.parameters()):
+            a.lerp_(p, 1.0 - self.ema_decay)
+        for a, b in zip(average.buffers(), trained.buffers()):
+            a.copy_(b)
+
     @torch.no_grad()
     def predict_for_validation(self, images):
         """uint8 (N, h, w, 3) -> (values (N, h, w), kind): what the node's backend outputs with the export's card
         (disparity for ``affine_disparity``, depth for ``scale_depth``)."""
-        student = self.modules["student"]
+        student = self.served()
         device = next(student.parameters()).device
         x = torch.from_numpy(images).permute(0, 3, 1, 2).float().div(255.0).to(device)
         disp, _ = student_forward(student, x)
@@ -277,4 +303,4 @@ class SSDStudent:
         from .checkpoint import unwrap
 
         offset = self.min_disp if self.output_kind == "scale_depth" else None
-        return export_student(unwrap(self.modules["student"]).model, folder, self.cfg, disparity_offset=offset)
+        return export_student(unwrap(self.served()).model, folder, self.cfg, disparity_offset=offset)

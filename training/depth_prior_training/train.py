@@ -81,9 +81,11 @@ def run(cfg: dict, resume: bool = False, progress: bool = True, dataset=None) ->
     sched_cfg = cfg.get("scheduler", {})
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lr_lambda(int(sched_cfg.get("warmup", 0)), steps, sched_cfg.get("kind", "constant")))
-    names = list(recipe.modules)
+    # Modules without trainable parameters (a weight average) are not wrapped: DDP refuses them.
+    names = [n for n, m in recipe.modules.items() if any(p.requires_grad for p in m.parameters())]
     prepared = accelerator.prepare(*[recipe.modules[n] for n in names], optimizer, scheduler)
-    recipe.modules = dict(zip(names, prepared[:len(names)]))
+    recipe.modules = {n: prepared[names.index(n)] if n in names else m.to(accelerator.device)
+                      for n, m in recipe.modules.items()}
     optimizer, scheduler = prepared[len(names):]
     for m in recipe.modules.values():
         m.train()
@@ -136,6 +138,8 @@ def run(cfg: dict, resume: bool = False, progress: bool = True, dataset=None) ->
             accelerator.clip_grad_norm_(params, clip)
         optimizer.step()
         scheduler.step()
+        if hasattr(recipe, "after_step"):
+            recipe.after_step(step)
         logs["step"], logs["lr"] = step + 1, scheduler.get_last_lr()[0]
         history.append(logs)
         if main:
