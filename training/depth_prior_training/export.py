@@ -23,7 +23,8 @@ def student_card(cfg: dict, disparity_offset: float | None = None):
     card_cfg = cfg.get("card", {})
     size = data.get("size")
     return ModelCard(architecture="depth_anything", variant=str(cfg.get("model", {}).get("variant", "custom")),
-                     output_kind="affine_disparity" if disparity_offset is None else "scale_depth", input_size=tuple(size) if size else None,
+                     output_kind="affine_disparity" if disparity_offset is None else "scale_depth",
+                     input_size=tuple(size) if size else None,
                      short_side=None if size else 518, multiple_of=14, mean=IMAGENET_MEAN, std=IMAGENET_STD,
                      training_data=card_cfg.get("training_data", f"{data.get('source', 'unknown')} "
                                                 f"(conditions: {', '.join(data.get('conditions', [])) or 'none'})"),

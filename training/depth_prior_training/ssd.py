@@ -15,6 +15,7 @@ import copy
 
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from . import losses
@@ -72,6 +73,20 @@ def flip_batch(batch: dict, flip: torch.Tensor) -> dict:
     return out
 
 
+def ground_prior_weights(cfg: dict) -> tuple[float, tuple[float, ...]]:
+    """(losses.ground_prior, losses.prior_layers) of a config: the embodied prior's weight (0: off) and its
+    per-layer weights (road, upright surfaces, ground bound), as both recipes read them."""
+    w = cfg.get("losses", {})
+    return float(w.get("ground_prior", 0.0)), tuple(float(v) for v in w.get("prior_layers", (1.0, 0.0, 0.0)))
+
+
+def require_prior_layers(batch: dict) -> None:
+    """The ground-prior loss needs the batch's prior layers; say which config key makes them."""
+    if "prior_depth" not in batch:
+        raise ValueError("losses.ground_prior needs road masks in the data: set data.road_segmenter "
+                         "(weights, card) on a source with a camera pose above the road")
+
+
 def step_generator(seed: int, step: int, device) -> torch.Generator:
     g = torch.Generator(device=device)
     g.manual_seed(seed * 1_000_003 + step)
@@ -99,8 +114,7 @@ class SSDTeacher:
         self.size = tuple(t.get("size") or cfg.get("data", {}).get("size") or ())
         self.smoothness = float(cfg.get("losses", {}).get("smoothness", 1e-3))  # monodepth2
         # weight of the embodied ground-prior loss on road pixels (0: off; README "The ground prior")
-        self.ground_prior = float(cfg.get("losses", {}).get("ground_prior", 0.0))
-        self.prior_layers = tuple(float(v) for v in cfg.get("losses", {}).get("prior_layers", (1.0, 0.0, 0.0)))
+        self.ground_prior, self.prior_layers = ground_prior_weights(cfg)
         self.modules = {"depth_net": TeacherDepthNet(tuple(t.get("channels", (16, 32, 64, 96, 128))))}
         if t.get("init_depth"):
             self.modules["depth_net"].start_at_depth(float(t["init_depth"]), self.min_depth, self.max_depth)
@@ -124,9 +138,8 @@ class SSDTeacher:
             return total, {"loss": float(total.detach())}
         poses = neighbour_poses(batch, self.modules.get("pose_net"), self.pose_source)
         identity = losses.identity_error([image for image, _ in source_views(batch, poses, self.stereo)], batch["image"])
-        if self.ground_prior > 0 and "prior_depth" not in batch:
-            raise ValueError("losses.ground_prior needs road masks in the data: set data.road_segmenter "
-                             "(weights, card) on a source with a camera pose above the road")
+        if self.ground_prior > 0:
+            require_prior_layers(batch)
         total, photo_sum, ground_sum = 0.0, 0.0, 0.0
         for s, disp in outputs.items():  # monodepth2: every scale upsampled to full resolution
             _, depth = disp_to_depth(upsample(disp, size), self.min_depth, self.max_depth)
@@ -205,8 +218,7 @@ class SSDStudent:
         self.w_semantic = float(w.get("semantic", 0.1))
         self.w_photo = float(w.get("photometric", 1.0))
         self.w_smooth = float(w.get("smoothness", 1e-3))
-        self.w_ground = float(w.get("ground_prior", 0.0))
-        self.prior_layers = tuple(float(v) for v in w.get("prior_layers", (1.0, 0.0, 0.0)))
+        self.w_ground, self.prior_layers = ground_prior_weights(cfg)
         self.pose_source = s.get("poses", "teacher")
         self.output_kind = s.get("output_kind", "affine_disparity")
         if self.output_kind not in ("affine_disparity", "scale_depth"):
@@ -259,9 +271,7 @@ class SSDStudent:
         if self.w_smooth > 0:
             total = total + self.w_smooth * losses.smoothness_loss(disp, batch["image"])
         if self.w_ground > 0:
-            if "prior_depth" not in batch:
-                raise ValueError("losses.ground_prior needs road masks in the data: set data.road_segmenter "
-                                 "(weights, card) on a source with a camera pose above the road")
+            require_prior_layers(batch)
             ground = losses.ground_prior_loss(depth, batch["prior_depth"], self.prior_layers)
             total = total + self.w_ground * ground
             logs["ground_prior"] = float(ground.detach())
@@ -294,8 +304,12 @@ class SSDStudent:
         device = next(student.parameters()).device
         x = torch.from_numpy(images).permute(0, 3, 1, 2).float().div(255.0).to(device)
         disp, _ = student_forward(student, x)
-        disparity = disp[:, 0].clamp_min(0).cpu().numpy() + self.min_disp
-        return (1.0 / disparity if self.output_kind == "scale_depth" else disparity), self.output_kind
+        raw = disp[:, 0].cpu().numpy()
+        if self.output_kind == "scale_depth":  # the node's own inversion (its card's options.disparity_offset)
+            from depth_prior_ros.models.preprocess import disparity_to_depth
+
+            return disparity_to_depth(raw, self.min_disp), self.output_kind
+        return np.maximum(raw, 0.0) + self.min_disp, self.output_kind
 
     def export(self, folder: str | Path) -> Path:
         from .export import export_student
