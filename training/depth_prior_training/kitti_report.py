@@ -96,13 +96,30 @@ def held_out_bag(source: Path, store, out: Path) -> Path:
     return out
 
 
+def node_backends(onnx_path: Path, student_weights: Path, segmenter: dict | None) -> list:
+    """The replayed backends: teacher (ONNX) and student (``ssd_student``) on the node's shipped defaults
+    (``teacher``, ``student``: no segmenter, none is embedded), and, when the configs' road segmenter is
+    present, the same two with the node's ``segmentation_weights`` / ``segmentation_card`` set to it
+    (``teacher_segmenter``, ``student_segmenter``: the deployment these networks were trained for, whose
+    ground-prior loss used that segmenter's masks). Nothing else differs from the defaults."""
+    from depth_prior_ros.replay.config import BackendSpec
+
+    nets = (("teacher", "onnx", onnx_path), ("student", "ssd_student", student_weights))
+    variants = [("", {})]
+    if segmenter:
+        variants.append(("_segmenter", {"segmentation_weights": segmenter["weights"],
+                                        "segmentation_card": segmenter["card"]}))
+    return [BackendSpec(backend, str(path), device="cpu", dtype="fp32", label=label + suffix, params=params)
+            for suffix, params in variants for label, backend, path in nets]
+
+
 def node_stage(out: Path, student_weights: Path, teacher_checkpoint: Path) -> dict:
     """Student and teacher through the node's pipeline on the held-out frames (replay's code path)."""
     import torch
 
     from depth_prior_ros.replay.frames import FrameOptions
     from depth_prior_ros.replay.metrics import EvalProtocol
-    from depth_prior_ros.replay.config import BackendSpec, ReplayConfig
+    from depth_prior_ros.replay.config import ReplayConfig
     from depth_prior_ros.replay.replay import run_replay
 
     from .checkpoint import load_modules
@@ -119,17 +136,18 @@ def node_stage(out: Path, student_weights: Path, teacher_checkpoint: Path) -> di
     with torch.no_grad():
         onnx_path = export_teacher_onnx(teacher, out / "teacher_onnx" / "teacher.onnx",
                                         training_data="KITTI raw drive (moving frames, self-supervised)")
+    segmenter = bag_cfg["data"].get("road_segmenter")
+    if segmenter and not Path(segmenter["weights"]).is_file():
+        segmenter = None  # the shared models are absent: the defaults alone
+    backends = node_backends(onnx_path, student_weights, segmenter)
     config = ReplayConfig(frames=FrameOptions(), protocol=EvalProtocol.kitti(), scalings=("metric", "median", "prior"),
-                          backends=[BackendSpec("onnx", str(onnx_path), device="cpu", dtype="fp32", label="teacher"),
-                                    BackendSpec("ssd_student", str(student_weights), device="cpu", dtype="fp32",
-                                                label="student")],
-                          write_bag=False, progress=False)
+                          backends=backends, write_bag=False, progress=False)
     report = run_replay([held], out / "node_replay", config)
     summary = report.summary()
-    return {name: {scaling: {k: summary[name]["all"]["all"][scaling][k] for k in ("abs_rel", "rmse", "delta1",
-                                                                                      "coverage", "frames")}
-                   for scaling in ("metric", "median", "prior")}
-            for name in ("teacher", "student")}
+    return {spec.display: {scaling: {k: summary[spec.display]["all"]["all"][scaling][k]
+                                     for k in ("abs_rel", "rmse", "delta1", "coverage", "frames")}
+                           for scaling in ("metric", "median", "prior")}
+            for spec in backends}
 
 
 def read_csv(path: Path) -> list[dict]:
