@@ -6,8 +6,8 @@ import math
 import numpy as np
 import pytest
 
-from depth_prior_ros.fusion import (FusionConfig, agreement_weight, confidence_from_sigma, fuse, local_scale,
-                                    network_sigma)
+from depth_prior_ros.fusion import (FusionConfig, agreement_for_share, agreement_weight, confidence_from_sigma, fuse,
+                                    local_scale, network_sigma)
 from depth_prior_ros.prior.scene import SOURCE_GROUND, SOURCE_INPAINTED, SOURCE_NONE, SOURCE_ROAD, SOURCE_VERTICAL
 
 NO_SCALE = FusionConfig(scale_stride=0)
@@ -40,6 +40,26 @@ def test_fuse_is_the_precision_weighted_mean_where_they_agree_and_the_network_el
     assert depth[0, 3] == 8.0 and conf[0, 3] == pytest.approx(0.6)  # no network: the prior, unverified
     assert depth[0, 4] == 7.0  # no prior: the network
     assert np.all((conf >= 0) & (conf <= 1))
+
+
+def test_the_agreement_window_narrows_when_little_of_the_prior_agreed_with_the_fit():
+    cfg = FusionConfig()  # tau0 0.15, full from a share of 0.6, 0.2 x at 0.2 and below
+    assert agreement_for_share(cfg, 0.73) is cfg and agreement_for_share(cfg, 0.6) is cfg
+    assert agreement_for_share(cfg, 0.4).agreement == pytest.approx(0.15 * 0.5)
+    for share in (0.2, 0.05, float("nan")):
+        assert agreement_for_share(cfg, share).agreement == pytest.approx(0.15 * 0.2)
+    # The lower part of a car 20% nearer than the 10 m of road behind it: inside the full window (tau 0.225,
+    # r = 0.89 tau, weight 0.42) it is pulled most of the way to the road; on a frame where only 38% of the
+    # prior agreed (tau0 x 0.45) it keeps the network, while a road pixel 2% off still takes the prior.
+    net = np.array([[8.0, 10.2]], dtype=np.float32)
+    prior = np.full((1, 2), 10.0, dtype=np.float32)
+    source = np.full((1, 2), SOURCE_GROUND, dtype=np.uint8)
+    full, _ = fuse(net, prior, source, 0.05, NO_SCALE, prior_share=0.73)
+    narrow, _ = fuse(net, prior, source, 0.05, NO_SCALE, prior_share=0.38)
+    assert full[0, 0] > 9.5 and narrow[0, 0] == pytest.approx(8.0)
+    w_n, w_p = 1 / 0.05 ** 2, 1 / 0.01 ** 2
+    for depth in (full, narrow):
+        assert depth[0, 1] == pytest.approx((w_n * 10.2 + w_p * 10.0) / (w_n + w_p), rel=1e-5)
 
 
 def test_beyond_the_ground_still_agrees_a_car_nearer_does_not():
@@ -150,3 +170,37 @@ def test_pipeline_fuses_by_default_publishes_confidence_and_prior_only_is_unchan
         assert np.mean(error[road]) < 0.002 and np.median(error) < 0.02, (fusion, error.mean())
     with pytest.raises(ValueError, match="fusion 'both'"):
         PipelineConfig(fusion="both")
+
+
+def test_pipeline_narrows_the_agreement_by_the_fits_share_only_without_a_road_mask():
+    from depth_prior_ros.fusion import network_sigma
+    from depth_prior_ros.models.base import BackendBase, Prediction
+    from depth_prior_ros.pipeline import DepthPipeline, PipelineConfig
+    from depth_prior_ros.synth.frames import make_frame
+
+    frame = make_frame("tiny", "day", seed=3, with_lidar=False)
+    H = frame.depth.shape[0]
+    wrong = np.zeros(frame.depth.shape, bool)
+    wrong[int(0.5 * H):] = (np.arange(frame.depth.shape[1]) // 16) % 2 == 0  # stripes below the middle, 40% nearer
+
+    class HalfRight(BackendBase):
+        name, output_kind = "half_right", "scale_depth"
+
+        def predict(self, image):
+            return Prediction(np.where(wrong, 0.6, 1.0) * frame.depth / 7.0, "scale_depth")
+
+    def fused_by_hand(result, aligned, share):
+        sigma = network_sigma(result.alignment.residual, result.alignment.inlier_fraction)
+        prior = np.where((result.prior.depth >= 0.5) & (result.prior.depth <= 80.0), result.prior.depth, np.nan)
+        return fuse(aligned, prior.astype(np.float32), result.prior.source, sigma, prior_share=share)[0]
+
+    for mask in (None, frame.labels == 1):
+        args = (frame.image, frame.camera, frame.T_ground_from_camera, mask)
+        result = DepthPipeline(HalfRight(), PipelineConfig(temporal_filter=False)).process(*args)
+        aligned = DepthPipeline(HalfRight(), PipelineConfig(temporal_filter=False, fusion="off")).process(*args).depth
+        share = result.alignment.inlier_fraction
+        expected = share if mask is None else 1.0
+        np.testing.assert_array_equal(result.depth, fused_by_hand(result, aligned, expected))
+        if mask is None:
+            assert share < 0.6  # half the ground disagrees: this frame's window is narrowed
+            assert not np.array_equal(result.depth, fused_by_hand(result, aligned, 1.0), equal_nan=True)

@@ -173,7 +173,11 @@ class DepthPipeline:
                 # agrees with an inpainted depth, that depth is the upright surface the network also sees.
                 if self.config.inpaint:
                     prior = self.priors.prior(camera, T_start, road_mask, inpaint=True)
-                depth, confidence = fuse(depth, self.priors.depth_in_range(prior), prior.source, sigma)
+                # Without a road mask the share of the prior that agreed says how much of what it calls ground
+                # is ground, and narrows the agreement (fusion.agreement_for_share); with one it is the road.
+                share = alignment.inlier_fraction if road_mask is None else 1.0
+                depth, confidence = fuse(depth, self.priors.depth_in_range(prior), prior.source, sigma,
+                                         prior_share=share)
                 fused = True
             else:
                 confidence = network_confidence(depth, sigma)
