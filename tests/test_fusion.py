@@ -45,9 +45,12 @@ def test_fuse_is_the_precision_weighted_mean_where_they_agree_and_the_network_el
 def test_the_agreement_window_narrows_when_little_of_the_prior_agreed_with_the_fit():
     cfg = FusionConfig()  # tau0 0.15, full from a share of 0.6, 0.2 x at 0.2 and below
     assert agreement_for_share(cfg, 0.73) is cfg and agreement_for_share(cfg, 0.6) is cfg
-    assert agreement_for_share(cfg, 0.4).agreement == pytest.approx(0.15 * 0.5)
+    half = agreement_for_share(cfg, 0.4)
+    assert half.agreement == pytest.approx(0.15 * 0.5) and half.scale_tolerance == pytest.approx(0.03 * 0.5)
+    assert half.agreement_range_m == cfg.agreement_range_m and half.beyond_ground == cfg.beyond_ground
     for share in (0.2, 0.05, float("nan")):
-        assert agreement_for_share(cfg, share).agreement == pytest.approx(0.15 * 0.2)
+        narrowest = agreement_for_share(cfg, share)
+        assert narrowest.agreement == pytest.approx(0.15 * 0.2) and narrowest.scale_tolerance == pytest.approx(0.006)
     # The lower part of a car 20% nearer than the 10 m of road behind it: inside the full window (tau 0.225,
     # r = 0.89 tau, weight 0.42) it is pulled most of the way to the road; on a frame where only 38% of the
     # prior agreed (tau0 x 0.45) it keeps the network, while a road pixel 2% off still takes the prior.
