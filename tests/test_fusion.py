@@ -192,18 +192,19 @@ def test_pipeline_narrows_the_agreement_by_the_fits_share_only_without_a_road_ma
         def predict(self, image):
             return Prediction(np.where(wrong, 0.6, 1.0) * frame.depth / 7.0, "scale_depth")
 
-    def fused_by_hand(result, aligned, share):
+    def fused_by_hand(pipe, result, aligned, share):  # what the pipeline hands fuse(), with the given share
         sigma = network_sigma(result.alignment.residual, result.alignment.inlier_fraction)
-        prior = np.where((result.prior.depth >= 0.5) & (result.prior.depth <= 80.0), result.prior.depth, np.nan)
-        return fuse(aligned, prior.astype(np.float32), result.prior.source, sigma, prior_share=share)[0]
+        return fuse(aligned, pipe.priors.depth_in_range(result.prior), result.prior.source, sigma,
+                    prior_share=share)[0]
 
     for mask in (None, frame.labels == 1):
         args = (frame.image, frame.camera, frame.T_ground_from_camera, mask)
-        result = DepthPipeline(HalfRight(), PipelineConfig(temporal_filter=False)).process(*args)
+        pipe = DepthPipeline(HalfRight(), PipelineConfig(temporal_filter=False))
+        result = pipe.process(*args)
         aligned = DepthPipeline(HalfRight(), PipelineConfig(temporal_filter=False, fusion="off")).process(*args).depth
         share = result.alignment.inlier_fraction
         expected = share if mask is None else 1.0
-        np.testing.assert_array_equal(result.depth, fused_by_hand(result, aligned, expected))
+        np.testing.assert_array_equal(result.depth, fused_by_hand(pipe, result, aligned, expected))
         if mask is None:
             assert share < 0.6  # half the ground disagrees: this frame's window is narrowed
-            assert not np.array_equal(result.depth, fused_by_hand(result, aligned, 1.0), equal_nan=True)
+            assert not np.array_equal(result.depth, fused_by_hand(pipe, result, aligned, 1.0), equal_nan=True)

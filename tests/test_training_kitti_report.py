@@ -36,9 +36,9 @@ def test_with_the_configs_segmenter_the_same_networks_run_again_with_only_the_se
     assert [s.display for s in specs] == ["teacher", "student", "teacher_segmenter", "student_segmenter"]
     config = ReplayConfig(backends=specs)
     defaults = {s.display: node_settings(config, s, check_files=False) for s in specs}
+    by_label = {s.display: s for s in specs}
     for name in ("teacher", "student"):
-        plain, segmented = specs[[s.display for s in specs].index(name)], specs[[s.display for s in specs].index(
-            name + "_segmenter")]
+        plain, segmented = by_label[name], by_label[name + "_segmenter"]
         assert plain.name == segmented.name and plain.weights == segmented.weights
         assert set(segmented.params) == SEGMENTATION_KEYS
         assert defaults[name + "_segmenter"].segmentation_weights == segmenter["weights"]
